@@ -1,0 +1,92 @@
+package config
+
+// Raw HCL shapes, decoded by gohcl. Pointers tell "unset" from zero; gohcl
+// rejects unknown attributes and blocks, with their positions.
+
+type rawFile struct {
+	Public   *rawPublic   `hcl:"public,block"`
+	Query    *rawQuery    `hcl:"query,block"`
+	Services *rawServices `hcl:"services,block"`
+	Safety   *rawSafety   `hcl:"safety,block"`
+	Mirror   *rawMirror   `hcl:"mirror,block"`
+	Gateways []rawGateway `hcl:"gateway,block"`
+	Admin    *rawAdmin    `hcl:"admin,block"`
+}
+
+type rawTLS struct {
+	CAFile             *string `hcl:"ca_file,optional"`
+	CertFile           *string `hcl:"cert_file,optional"`
+	KeyFile            *string `hcl:"key_file,optional"`
+	ServerName         *string `hcl:"server_name,optional"`
+	InsecureSkipVerify *bool   `hcl:"insecure_skip_verify,optional"`
+}
+
+type rawCluster struct {
+	Address   *string `hcl:"address,optional"`
+	Token     *string `hcl:"token,optional"`
+	TokenFile *string `hcl:"token_file,optional"`
+	TokenEnv  *string `hcl:"token_env,optional"`
+	Timeout   *string `hcl:"timeout,optional"`
+	TLS       *rawTLS `hcl:"tls,block"`
+}
+
+type rawPublic struct {
+	Address          *string `hcl:"address,optional"`
+	Token            *string `hcl:"token,optional"`
+	TokenFile        *string `hcl:"token_file,optional"`
+	TokenEnv         *string `hcl:"token_env,optional"`
+	Timeout          *string `hcl:"timeout,optional"`
+	TLS              *rawTLS `hcl:"tls,block"`
+	AllowStale       *bool   `hcl:"allow_stale,optional"`
+	MaxInFlightPerDC *int    `hcl:"max_in_flight_per_dc,optional"`
+	MaxConnsPerHost  *int    `hcl:"max_conns_per_host,optional"`
+}
+
+func (p *rawPublic) cluster() *rawCluster {
+	return &rawCluster{Address: p.Address, Token: p.Token, TokenFile: p.TokenFile, TokenEnv: p.TokenEnv, Timeout: p.Timeout, TLS: p.TLS}
+}
+
+type rawFailover struct {
+	NearestN    *int     `hcl:"nearest_n,optional"`
+	Datacenters []string `hcl:"datacenters,optional"`
+}
+
+type rawQuery struct {
+	Manage      *bool        `hcl:"manage,optional"`
+	Prefix      *string      `hcl:"prefix,optional"`
+	OnlyPassing *bool        `hcl:"only_passing,optional"`
+	ShareWindow *string      `hcl:"share_window,optional"`
+	Failover    *rawFailover `hcl:"failover,block"`
+}
+
+type rawServices struct {
+	Include []string `hcl:"include,optional"`
+	Exclude []string `hcl:"exclude,optional"`
+	Tags    []string `hcl:"tags,optional"`
+}
+
+type rawSafety struct {
+	MaxDeleteFraction *float64 `hcl:"max_delete_fraction,optional"`
+	DeleteGuardMin    *int     `hcl:"delete_guard_min,optional"`
+}
+
+type rawMirror struct {
+	NodePrefix      *string `hcl:"node_prefix,optional"`
+	KVPrefix        *string `hcl:"kv_prefix,optional"`
+	MarkerInterval  *string `hcl:"marker_interval,optional"`
+	ReadConcurrency *int    `hcl:"read_concurrency,optional"`
+}
+
+type rawGateway struct {
+	Name             string      `hcl:"name,label"`
+	SourceDatacenter *string     `hcl:"source_datacenter,optional"`
+	Schedule         *string     `hcl:"schedule,optional"`
+	Dedicated        *rawCluster `hcl:"dedicated,block"`
+}
+
+type rawAdmin struct {
+	Address   *string `hcl:"address,optional"`
+	Token     *string `hcl:"token,optional"`
+	TokenFile *string `hcl:"token_file,optional"`
+	TokenEnv  *string `hcl:"token_env,optional"`
+}
