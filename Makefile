@@ -7,6 +7,11 @@ GWSYNC    := $(BIN)/gwsync
 export PATH := $(BIN):$(PATH)
 export GWSYNC_CONSUL_BIN := $(CONSUL)
 
+# Tools other parts of the tree need for their tests (helm, …) are appended
+# to TEST_TOOLS by their own make fragments.
+TEST_TOOLS :=
+-include deploy/deploy.mk
+
 .PHONY: all build consul test test-unit test-e2e vet fmt demo bench clean
 
 all: build
@@ -32,7 +37,7 @@ fmt:
 test-unit:
 	$(GO) test -count=1 -short ./config/... ./syncer/... ./gateway/...
 
-test: $(CONSUL) vet
+test: $(CONSUL) $(TEST_TOOLS) vet
 	$(GO) test -count=1 -timeout 18m ./...
 
 clean:
