@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gwsync/gwsync/config"
+	"github.com/gwsync/gwsync/syncer"
+	"github.com/gwsync/gwsync/syncer/admin"
+)
+
+func runController(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gwsync run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "path to the HCL configuration file (required)")
+	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
+	logJSON := fs.Bool("log-json", false, "log in JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cfgPath == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "gwsync run: -config FILE is required and no positional arguments are accepted")
+		return 2
+	}
+	log, err := newLogger("gwsync", *logLevel, *logJSON, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "gwsync run: %v\n", err)
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "gwsync run: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ctrl, err := syncer.New(cfg, syncer.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	srv := admin.New(admin.Options{Controller: ctrl, Address: cfg.Admin.Address, Token: cfg.Admin.Token, Gatherer: reg, Logger: log.Named("admin")})
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ctrl.Run(gctx) })
+	g.Go(func() error { return srv.Run(gctx, nil) })
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("stopped with an error", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func runValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gwsync validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "path to the HCL configuration file (required)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cfgPath == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "gwsync validate: -config FILE is required")
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d gateways, source datacenters %v)\n", *cfgPath, len(cfg.Gateways), cfg.SourceDatacenters())
+	return 0
+}
+
+func newLogger(name, level string, json bool, out io.Writer) (hclog.Logger, error) {
+	lvl := hclog.LevelFromString(level)
+	if lvl == hclog.NoLevel {
+		return nil, fmt.Errorf("unknown log level %q (want trace, debug, info, warn or error)", level)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: name, Level: lvl, JSONFormat: json, Output: out}), nil
+}
