@@ -1,0 +1,209 @@
+package harness
+
+import (
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Request is what a Proxy records of one request it forwarded.
+type Request struct {
+	Method string
+	Path   string
+	Query  url.Values
+}
+
+// Proxy is an HTTP reverse proxy in front of a Consul server (or anything
+// else): it records every request, can delay each one (a slow WAN), can
+// play dead, and tracks how many requests were in flight at once. Responses
+// are streamed (flushed as they arrive), so blocking queries pass through.
+// All methods are safe for concurrent use.
+type Proxy struct {
+	srv       *http.Server
+	ln        net.Listener
+	rp        *httputil.ReverseProxy
+	transport *http.Transport
+
+	mu          sync.Mutex
+	reqs        []Request
+	delay       time.Duration
+	down        bool
+	inFlight    int
+	maxInFlight int
+	conns       map[net.Conn]struct{}
+}
+
+// NewProxy starts a proxy on 127.0.0.1:0 forwarding to target
+// ("host:port", plain HTTP). It is closed through t.Cleanup.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("harness: proxy listen: %v", err)
+	}
+	targetURL := &url.URL{Scheme: "http", Host: target}
+	p := &Proxy{
+		ln:        ln,
+		conns:     map[net.Conn]struct{}{},
+		transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64},
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(targetURL)
+		},
+		Transport:     p.transport,
+		FlushInterval: -1,
+		// Canceled client requests are normal here; they would only be noise.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	p.srv = &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnState:         p.trackConn,
+	}
+	go func() { _ = p.srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = p.srv.Close()
+		p.transport.CloseIdleConnections()
+	})
+	return p
+}
+
+// Addr returns the proxy's address, "127.0.0.1:port".
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Requests returns a copy of the requests forwarded since the start or the
+// last Reset, oldest first. Requests refused while down are not included.
+func (p *Proxy) Requests() []Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.reqs)
+}
+
+// Count returns how many recorded requests match (all if match is nil).
+func (p *Proxy) Count(match func(Request) bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if match == nil {
+		return len(p.reqs)
+	}
+	n := 0
+	for _, r := range p.reqs {
+		if match(r) {
+			n++
+		}
+	}
+	return n
+}
+
+// PathIs matches requests for exactly path (for Count).
+func PathIs(path string) func(Request) bool {
+	return func(r Request) bool { return r.Path == path }
+}
+
+// Reset forgets the recorded requests and restarts MaxInFlight from the
+// number of requests in flight now.
+func (p *Proxy) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reqs = nil
+	p.maxInFlight = p.inFlight
+}
+
+// SetDelay holds every request for d before forwarding it (0 = none). A
+// request whose client gives up during the delay is never forwarded.
+func (p *Proxy) SetDelay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = d
+}
+
+// MaxInFlight returns the highest number of requests in the proxy at once
+// (delayed ones included) since the start or the last Reset.
+func (p *Proxy) MaxInFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxInFlight
+}
+
+// SetDown(true) makes the target look unreachable without stopping it:
+// open connections (and the requests on them, blocking queries included)
+// are cut, and every new request gets its connection reset without an
+// answer. SetDown(false) forwards again.
+func (p *Proxy) SetDown(down bool) {
+	p.mu.Lock()
+	p.down = down
+	var cut []net.Conn
+	if down {
+		for c := range p.conns {
+			cut = append(cut, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range cut {
+		resetConn(c)
+	}
+}
+
+// ServeHTTP records, delays and forwards one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				resetConn(c)
+				return
+			}
+		}
+		http.Error(w, "harness proxy: down", http.StatusBadGateway)
+		return
+	}
+	p.reqs = append(p.reqs, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()})
+	p.inFlight++
+	p.maxInFlight = max(p.maxInFlight, p.inFlight)
+	delay := p.delay
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inFlight--
+		p.mu.Unlock()
+	}()
+	if delay > 0 {
+		timer := time.NewTimer(delay)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	p.rp.ServeHTTP(w, r)
+}
+
+func (p *Proxy) trackConn(c net.Conn, state http.ConnState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch state {
+	case http.StateNew:
+		p.conns[c] = struct{}{}
+	case http.StateClosed, http.StateHijacked:
+		delete(p.conns, c)
+	}
+}
+
+// resetConn closes c with an RST rather than a FIN, as a vanished peer
+// would look to the client.
+func resetConn(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}

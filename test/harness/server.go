@@ -1,0 +1,279 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/hashicorp/consul/sdk/freeport"
+	"github.com/hashicorp/go-uuid"
+
+	"github.com/gwsync/gwsync/config"
+)
+
+const (
+	// StartTimeout bounds one server start (process up, leader elected, own
+	// node in the catalog). A warm start takes well under a second; the
+	// margin is for two cores shared with other test binaries.
+	StartTimeout = 30 * time.Second
+	// CallTimeout is the deadline of every Consul call the harness makes.
+	CallTimeout = 10 * time.Second
+	// logTailLines is how much of a server's log a failed test prints.
+	logTailLines = 60
+)
+
+// Server is one single-server Consul cluster (one DC) run as a dev agent.
+// Its ports stay the same for its whole life, across Restart.
+type Server struct {
+	// DC is the server's datacenter name.
+	DC string
+	// NodeName is the server's node name (in WAN gossip: NodeName.DC).
+	NodeName string
+	// NodeID is kept across restarts, so a restarted server is the same
+	// member to its WAN peers.
+	NodeID string
+
+	bin   string
+	token string
+	hcl   []string
+	ports serverPorts
+	log   *tailBuffer
+	api   *api.Client
+
+	mu   sync.Mutex
+	proc *process
+}
+
+type serverPorts struct{ http, dns, serfLAN, serfWAN, server int }
+
+// Option adjusts a server before its first start.
+type Option func(*Server)
+
+// WithNodeName sets the node name (default "consul-<dc>").
+func WithNodeName(name string) Option { return func(s *Server) { s.NodeName = name } }
+
+// WithHCL adds an agent configuration fragment (for example an acl block).
+func WithHCL(hcl string) Option { return func(s *Server) { s.hcl = append(s.hcl, hcl) } }
+
+// WithToken sets the ACL token the harness's helpers and Client use; set it
+// with WithHCL enabling ACLs and making it the initial management token.
+func WithToken(token string) Option { return func(s *Server) { s.token = token } }
+
+// StartServer starts a one-server cluster for datacenter dc and returns once
+// it has elected itself leader and registered its own node. The server is
+// killed through t.Cleanup.
+func StartServer(t testing.TB, dc string, opts ...Option) *Server {
+	t.Helper()
+	s := newServer(t, dc, opts...)
+	if err := s.start(); err != nil {
+		t.Fatalf("harness: start consul %s: %v", dc, err)
+	}
+	return s
+}
+
+// newServer prepares a server (binary, ports, cleanup) without starting it;
+// it must run on the test goroutine, start may run on any.
+func newServer(t testing.TB, dc string, opts ...Option) *Server {
+	t.Helper()
+	bin := ConsulBin(t)
+	id, err := uuid.GenerateUUID()
+	if err != nil {
+		t.Fatalf("harness: node id: %v", err)
+	}
+	p := freeport.GetN(t, 5) // returned through t.Cleanup, after the kill below
+	s := &Server{
+		DC:       dc,
+		NodeName: "consul-" + dc,
+		NodeID:   id,
+		bin:      bin,
+		ports:    serverPorts{http: p[0], dns: p[1], serfLAN: p[2], serfWAN: p[3], server: p[4]},
+		log:      &tailBuffer{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.api = s.newClient(t)
+	t.Cleanup(func() {
+		s.kill()
+		if t.Failed() {
+			t.Logf("harness: last lines of consul %s (%s) log:\n%s", s.DC, s.HTTPAddr(), s.log.tail(logTailLines))
+		}
+	})
+	return s
+}
+
+// HTTPAddr returns the HTTP API address, "127.0.0.1:port"; it stays the same
+// across Restart.
+func (s *Server) HTTPAddr() string { return addr(s.ports.http) }
+
+// DNSAddr returns the DNS address (UDP and TCP), "127.0.0.1:port".
+func (s *Server) DNSAddr() string { return addr(s.ports.dns) }
+
+// WANAddr returns the serf WAN address other DCs join, "127.0.0.1:port".
+func (s *Server) WANAddr() string { return addr(s.ports.serfWAN) }
+
+func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// Client returns a new API client for the server, built from explicit
+// configuration (address, scheme, the WithToken token) the way gwsync builds
+// its own: nothing comes from CONSUL_HTTP_* variables.
+func (s *Server) Client(t testing.TB) *api.Client {
+	t.Helper()
+	return s.newClient(t)
+}
+
+func (s *Server) newClient(t testing.TB) *api.Client {
+	t.Helper()
+	c, err := config.Cluster{Address: s.HTTPAddr(), Scheme: "http", Token: s.token}.NewClient(config.ClientOptions{})
+	if err != nil {
+		t.Fatalf("harness: client for %s: %v", s.HTTPAddr(), err)
+	}
+	return c
+}
+
+// Running reports whether the server's process is alive.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil && !s.proc.exited()
+}
+
+// Stop kills the server (SIGKILL, no graceful leave) and waits for it to
+// exit, so its HTTP port refuses connections when Stop returns. Stopping a
+// stopped server does nothing.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	s.kill()
+}
+
+// Restart kills the server and starts a new, empty one with the same DC,
+// node name, node ID and ports, as a restarted dev server comes back; it
+// returns once the new server is leader. Federation.Restart also re-joins
+// the WAN.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.kill()
+	if err := s.start(); err != nil {
+		t.Fatalf("harness: restart consul %s: %v", s.DC, err)
+	}
+}
+
+// RaftLastIndex returns the server's last Raft log index (agent/self
+// Stats.raft.last_log_index): it moves on every write, even one that
+// changes nothing in the state store.
+func (s *Server) RaftLastIndex(t testing.TB) uint64 {
+	t.Helper()
+	idx, err := s.raftLastIndex()
+	if err != nil {
+		t.Fatalf("harness: consul %s: %v", s.DC, err)
+	}
+	return idx
+}
+
+func (s *Server) raftLastIndex() (uint64, error) {
+	ctx, cancel := callContext()
+	defer cancel()
+	var self struct {
+		Stats struct {
+			Raft struct {
+				LastLogIndex string `json:"last_log_index"`
+			} `json:"raft"`
+		}
+	}
+	if _, err := s.api.Raw().Query("/v1/agent/self", &self, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return 0, fmt.Errorf("agent/self: %w", err)
+	}
+	idx, err := strconv.ParseUint(self.Stats.Raft.LastLogIndex, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("agent/self raft last_log_index %q: %w", self.Stats.Raft.LastLogIndex, err)
+	}
+	return idx, nil
+}
+
+func (s *Server) args() []string {
+	args := []string{
+		"agent", "-dev", // in-memory data, fast Raft and gossip timings
+		"-datacenter", s.DC,
+		"-node", s.NodeName,
+		"-node-id", s.NodeID,
+		"-bind", "127.0.0.1",
+		"-client", "127.0.0.1",
+		"-http-port", strconv.Itoa(s.ports.http),
+		"-dns-port", strconv.Itoa(s.ports.dns),
+		"-serf-lan-port", strconv.Itoa(s.ports.serfLAN),
+		"-serf-wan-port", strconv.Itoa(s.ports.serfWAN),
+		"-server-port", strconv.Itoa(s.ports.server),
+		"-https-port", "-1",
+		"-grpc-port", "-1",
+		"-grpc-tls-port", "-1",
+		"-log-level", "info",
+		"-hcl", "connect { enabled = false }",
+		"-hcl", "ui_config { enabled = false }",
+	}
+	for _, h := range s.hcl {
+		args = append(args, "-hcl", h)
+	}
+	return args
+}
+
+func (s *Server) start() error {
+	p, err := startProcess(s.bin, s.args(), s.log)
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", s.bin, err)
+	}
+	s.mu.Lock()
+	s.proc = p
+	s.mu.Unlock()
+	err = poll(StartTimeout, func() error {
+		if p.exited() {
+			return permanentError{fmt.Errorf("consul exited: %v", p.err)}
+		}
+		return s.ready()
+	})
+	if err != nil {
+		s.kill()
+		return fmt.Errorf("%w; last log lines:\n%s", err, s.log.tail(logTailLines))
+	}
+	return nil
+}
+
+// ready: a leader is elected and the leader has registered this node, so
+// catalog reads and writes work.
+func (s *Server) ready() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	leader, err := s.api.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("status/leader: %w", err)
+	}
+	if leader == "" {
+		return errors.New("no leader yet")
+	}
+	node, _, err := s.api.Catalog().Node(s.NodeName, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("catalog/node: %w", err)
+	}
+	if node == nil || node.Node == nil {
+		return errors.New("own node not in the catalog yet")
+	}
+	return nil
+}
+
+func (s *Server) kill() {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p != nil {
+		p.kill()
+	}
+}
+
+func callContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), CallTimeout)
+}
