@@ -229,7 +229,7 @@ func (d *Dedicated) txnWithRetry(ctx context.Context, batch api.TxnOps) (committ
 	bad := map[int]bool{}
 	for _, e := range resp.Errors {
 		bad[e.OpIndex] = true
-		d.log.Error("dedicated cluster rejected a write", "gateway", d.gateway, "op", opName(batch[e.OpIndex]), "detail", e.What)
+		d.log.Error("dedicated cluster rejected a write", "op", opName(batch[e.OpIndex]), "detail", e.What)
 	}
 	var retry api.TxnOps
 	for i, op := range batch {

@@ -107,7 +107,7 @@ func (g *gatewaySyncer) guard(p Plan, res Result, req Request, sourceComplete bo
 	case p.DeleteInstances > g.safety.DeleteGuardMin && float64(p.DeleteInstances) > g.safety.MaxDeleteFraction*float64(current):
 		if req.Force {
 			g.metrics.ForcedDeletes.WithLabelValues(g.cfg.Name).Add(float64(p.DeleteInstances))
-			g.log.Warn("forced resync applies deletes above the guard", "gateway", g.cfg.Name, "deletes", p.DeleteInstances, "mirrored", current)
+			g.log.Warn("forced resync applies deletes above the guard", "deletes", p.DeleteInstances, "mirrored", current)
 			return p, res
 		}
 		res.HeldReason = fmt.Sprintf("would delete %d of %d mirrored instances (more than max_delete_fraction %.2f)", p.DeleteInstances, current, g.safety.MaxDeleteFraction)
@@ -117,7 +117,7 @@ func (g *gatewaySyncer) guard(p Plan, res Result, req Request, sourceComplete bo
 	res.DeletesHeld = p.DeleteInstances
 	if !req.DryRun {
 		g.metrics.DeletesHeldTotal.WithLabelValues(g.cfg.Name).Add(float64(p.DeleteInstances))
-		g.log.Warn("deletes held", "gateway", g.cfg.Name, "deletes", p.DeleteInstances, "reason", res.HeldReason)
+		g.log.Warn("deletes held", "deletes", p.DeleteInstances, "reason", res.HeldReason)
 	}
 	return p.WithoutDeletes(), res
 }
@@ -190,7 +190,7 @@ func (g *gatewaySyncer) record(res Result, err error) {
 func (g *gatewaySyncer) loadMarker(ctx context.Context) {
 	m, found, err := g.dedicated.ReadMarker(ctx)
 	if err != nil {
-		g.log.Warn("could not read the sync marker; a new one will be written after the next complete sync", "gateway", g.cfg.Name, "error", err)
+		g.log.Warn("could not read the sync marker; a new one will be written after the next complete sync", "error", err)
 		return
 	}
 	if !found {
