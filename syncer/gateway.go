@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/syncer/mirror"
@@ -208,6 +209,7 @@ func (g *gatewaySyncer) ensureTemplate(ctx context.Context) error {
 // templateCache remembers in which DCs the template is known good, so it is
 // checked once per templateRecheck, not on every cycle.
 type templateCache struct {
+	sf  singleflight.Group
 	mu  sync.Mutex
 	ok  map[string]time.Time
 	now func() time.Time
@@ -224,17 +226,30 @@ func (t *templateCache) ensure(ctx context.Context, dc string, manage bool, src 
 	if ok && t.now().Sub(at) < templateRecheck {
 		return nil
 	}
-	var err error
-	if manage {
-		err = src.EnsureTemplate(ctx, dc)
-	} else {
-		err = src.CheckTemplate(ctx, dc)
-	}
+	// Gateways on one DC and the services of one reconcile share the check.
+	_, err, _ := t.sf.Do(dc, func() (any, error) {
+		var err error
+		if manage {
+			err = src.EnsureTemplate(ctx, dc)
+		} else {
+			err = src.CheckTemplate(ctx, dc)
+		}
+		if err == nil {
+			t.mu.Lock()
+			t.ok[dc] = t.now()
+			t.mu.Unlock()
+		}
+		return nil, err
+	})
 	if err != nil {
 		return fmt.Errorf("prepared query template: %w", err)
 	}
-	t.mu.Lock()
-	t.ok[dc] = t.now()
-	t.mu.Unlock()
 	return nil
+}
+
+// invalidate forgets that dc's template was good.
+func (t *templateCache) invalidate(dc string) {
+	t.mu.Lock()
+	delete(t.ok, dc)
+	t.mu.Unlock()
 }

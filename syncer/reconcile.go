@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -241,6 +243,16 @@ func (g *gatewaySyncer) readService(ctx context.Context, req Request, disc Disco
 		return t
 	}
 	ans, err := g.shared.Execute(ctx, g.cfg.SourceDatacenter, name, req.Force)
+	if isQueryNotFound(err) {
+		// The template vanished (a public DC restarted empty, or someone
+		// deleted it): recreate it and ask again, once.
+		g.templates.invalidate(g.cfg.SourceDatacenter)
+		if terr := g.ensureTemplate(ctx); terr != nil {
+			t.err = fmt.Errorf("service %q: %w", name, terr)
+			return t
+		}
+		ans, err = g.shared.Execute(ctx, g.cfg.SourceDatacenter, name, true)
+	}
 	if err != nil {
 		t.err = fmt.Errorf("service %q: %w", name, err)
 		return t
@@ -314,4 +326,10 @@ func (g *gatewaySyncer) mirroredServices(obs Observed, p Plan) int {
 		}
 	}
 	return n
+}
+
+// isQueryNotFound reports whether err is Consul's 404 for an unknown query.
+func isQueryNotFound(err error) bool {
+	var se api.StatusError
+	return errors.As(err, &se) && se.Code == http.StatusNotFound
 }

@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/gwsync/gwsync/syncer"
+	"github.com/gwsync/gwsync/test/harness"
+)
+
+// TestFailure_PublicClusterStopped: with the public cluster down the
+// mirror is left exactly as it was, cycle after cycle; sync resumes when
+// the cluster is back (here it comes back empty and its services register
+// again, as agents do after a real outage).
+func TestFailure_PublicClusterStopped(t *testing.T) {
+	fed := harness.StartFederation(t, "dc1", "dc2")
+	dc1 := fed.Server("dc1")
+	g1 := harness.StartServer(t, "gw1")
+	for i := 0; i < 4; i++ {
+		dc1.Register(t, inst(fmt.Sprintf("n%d", i), "web", fmt.Sprintf("web-%d", i), 80))
+	}
+	c, reg := setup{publicAddr: dc1.HTTPAddr(), include: []string{"web"}, gateways: []gw{{"gw1", "dc1", g1}}}.controller(t)
+	cycle(t, c, "gw1")
+	before, raft := mustMirror(t, g1, "web"), g1.RaftLastIndex(t)
+
+	dc1.Stop(t)
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		res, err := c.Sync(ctx, syncer.Request{Gateway: "gw1"})
+		cancel()
+		if err == nil || res.TxnOps != 0 {
+			t.Fatalf("cycle %d with the public cluster down: err=%v ops=%d", i, err, res.TxnOps)
+		}
+	}
+	if got := mustMirror(t, g1, "web"); !reflect.DeepEqual(got, before) {
+		t.Fatalf("mirror changed while the public cluster was down:\n before %v\n after  %v", before, got)
+	}
+	if after := g1.RaftLastIndex(t); after != raft {
+		t.Fatalf("dedicated cluster written while the public cluster was down: raft %d -> %d", raft, after)
+	}
+	if v := metricSum(t, reg, "gwsync_sync_runs_total", map[string]string{"gateway": "gw1", "result": "error"}); v != 3 {
+		t.Fatalf("gwsync_sync_runs_total{result=error} = %v, want 3", v)
+	}
+	if st := c.Status().Gateways[0]; st.LastError == "" || !st.Synced {
+		t.Fatalf("status after outage: %+v", st)
+	}
+
+	fed.Restart(t, "dc1")
+	for i := 0; i < 5; i++ { // web-4 is new
+		dc1.Register(t, inst(fmt.Sprintf("n%d", i), "web", fmt.Sprintf("web-%d", i), 80))
+	}
+	res := cycle(t, c, "gw1")
+	if res.Adds != 1 || !res.Complete {
+		t.Fatalf("after the public cluster returned: %+v", res)
+	}
+	if got := len(mustMirror(t, g1, "web")); got != 5 {
+		t.Fatalf("mirror has %d instances after recovery, want 5", got)
+	}
+}
+
+// TestFailure_FailoverDCStopped: a service mirrored through failover from
+// dc2 keeps its entries when dc2 goes away (the prepared query then answers
+// an empty 200), and a controller started during the outage deletes nothing.
+func TestFailure_FailoverDCStopped(t *testing.T) {
+	fed := harness.StartFederation(t, "dc1", "dc2")
+	dc1, dc2 := fed.Server("dc1"), fed.Server("dc2")
+	g1 := harness.StartServer(t, "gw1")
+	dc1.Register(t, inst("a1", "local", "local-1", 80))
+	dc2.Register(t, inst("b1", "remote", "remote-1", 80))
+	dc2.Register(t, inst("b2", "remote", "remote-2", 80))
+	s := setup{publicAddr: dc1.HTTPAddr(), include: []string{"local", "remote"}, gateways: []gw{{"gw1", "dc1", g1}}}
+	c, _ := s.controller(t)
+	cycle(t, c, "gw1")
+	before := mustMirror(t, g1, "remote")
+	if len(before) != 2 || before[0].SourceDC != "dc2" {
+		t.Fatalf("failover mirror before the outage: %+v", before)
+	}
+
+	dc2.Stop(t)
+	for i := 0; i < 3; i++ {
+		res := cycle(t, c, "gw1")
+		if res.Deletes != 0 || res.Complete || res.Kept["remote"] == "" {
+			t.Fatalf("cycle %d with dc2 down: deletes=%d complete=%v kept=%v", i, res.Deletes, res.Complete, res.Kept)
+		}
+	}
+	if got := mustMirror(t, g1, "remote"); !reflect.DeepEqual(got, before) {
+		t.Fatalf("failover entries changed with dc2 down:\n before %v\n after  %v", before, got)
+	}
+	// A fresh controller (a restart during the outage) deletes nothing either.
+	c2, _ := s.controller(t)
+	if res := cycle(t, c2, "gw1"); res.Deletes != 0 {
+		t.Fatalf("restarted controller deleted %d entries during the outage", res.Deletes)
+	}
+	if got := len(mustMirror(t, g1, "remote")); got != 2 {
+		t.Fatalf("restarted controller left %d remote entries, want 2", got)
+	}
+}
+
+// TestFailure_DedicatedRestartedEmpty: one cycle refills a dedicated cluster
+// that came back empty, marker included.
+func TestFailure_DedicatedRestartedEmpty(t *testing.T) {
+	fed := harness.StartFederation(t, "dc1")
+	dc1 := fed.Server("dc1")
+	g1 := harness.StartServer(t, "gw1")
+	var services []string
+	for i := 0; i < 5; i++ {
+		name := fmt.Sprintf("svc%d", i)
+		services = append(services, name)
+		for j := 0; j < 3; j++ {
+			dc1.Register(t, inst(fmt.Sprintf("node%d", j), name, fmt.Sprintf("%s-%d", name, j), 8000+i))
+		}
+	}
+	c, _ := setup{publicAddr: dc1.HTTPAddr(), include: []string{"svc*"}, gateways: []gw{{"gw1", "dc1", g1}}}.controller(t)
+	cycle(t, c, "gw1")
+	before := map[string][]mirrored{}
+	for _, s := range services {
+		before[s] = mustMirror(t, g1, s)
+	}
+
+	g1.Restart(t)
+	if got := mustMirror(t, g1, "svc0"); len(got) != 0 {
+		t.Fatalf("restarted dedicated cluster is not empty: %v", got)
+	}
+	res := cycle(t, c, "gw1")
+	if res.Adds != 15 || !res.Complete {
+		t.Fatalf("refill cycle: %+v", res)
+	}
+	for _, s := range services {
+		if got := mustMirror(t, g1, s); !reflect.DeepEqual(got, before[s]) {
+			t.Fatalf("%s after refill:\n got  %v\n want %v", s, got, before[s])
+		}
+	}
+	if kv, _, err := g1.Client(t).KV().Get("gwsync/gateways/gw1/sync", nil); err != nil || kv == nil {
+		t.Fatalf("marker not rewritten after refill: %v", err)
+	}
+}
