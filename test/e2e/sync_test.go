@@ -88,10 +88,10 @@ func TestSync(t *testing.T) {
 		}
 		c, _ := setup{publicAddr: dc1.HTTPAddr(), include: []string{"t2-*"}, gateways: []gw{{"gw1", "dc1", g1}}}.controller(t)
 		cycle(t, c, "gw1")
-		dc1.Register(t, inst("n4", "t2-web", "t2-web-4", 80, "a"))                                        // added
-		dc1.Deregister(t, "n1", "t2-web-1")                                                               // removed
-		dc1.Register(t, inst("n2", "t2-web", "t2-web-2", 81, "a"))                                        // port
-		dc1.Register(t, inst("n3", "t2-web", "t2-web-3", 80, "a", "canary"))                              // tags
+		dc1.Register(t, inst("n4", "t2-web", "t2-web-4", 80, "a"))           // added
+		dc1.Deregister(t, "n1", "t2-web-1")                                  // removed
+		dc1.Register(t, inst("n2", "t2-web", "t2-web-2", 81, "a"))           // port
+		dc1.Register(t, inst("n3", "t2-web", "t2-web-3", 80, "a", "canary")) // tags
 		res := cycle(t, c, "gw1")
 		if res.Adds != 1 || res.Updates != 2 || res.Deletes != 1 || res.DeletesHeld != 0 {
 			t.Fatalf("changes: adds=%d updates=%d deletes=%d held=%d (%s)", res.Adds, res.Updates, res.Deletes, res.DeletesHeld, res.HeldReason)
