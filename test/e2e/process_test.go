@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gwsync/gwsync/test/harness"
+)
+
+// buildGwsync compiles the gwsync binary for process tests.
+func buildGwsync(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "gwsync")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/gwsync/gwsync/cmd/gwsync")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build gwsync: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestRun_Process runs `gwsync run` as a real process: it syncs on its
+// schedule, reports ready, and exits 0 on SIGTERM.
+func TestRun_Process(t *testing.T) {
+	bin := buildGwsync(t)
+	fed := harness.StartFederation(t, "dc1")
+	dc1 := fed.Server("dc1")
+	g1 := harness.StartServer(t, "gw1")
+	dc1.Register(t, inst("n1", "web", "web-1", 80))
+	admin := freeAddr(t)
+	s := setup{publicAddr: dc1.HTTPAddr(), include: []string{"web"}, schedule: "@every 1s", gateways: []gw{{"gw1", "dc1", g1}}}
+	path := s.hcl(t)
+	cfg, _ := os.ReadFile(path)
+	cfg = bytes.Replace(cfg, []byte(`address = "127.0.0.1:0"`), []byte(fmt.Sprintf("address = %q", admin)), 1)
+	if err := os.WriteFile(path, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var logs syncBuffer
+	cmd := exec.Command(bin, "run", "-config", path, "-log-level", "debug")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("gwsync log:\n%s", logs.String())
+		}
+	})
+
+	harness.Eventually(t, waitTimeout, func() error {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return nil
+	})
+	if got := ids(mustMirror(t, g1, "web")); len(got) != 1 {
+		t.Fatalf("mirror = %v", got)
+	}
+	// The schedule picks up a change without any trigger.
+	dc1.Register(t, inst("n2", "web", "web-2", 80))
+	harness.Eventually(t, waitTimeout, func() error {
+		if got := ids(mustMirror(t, g1, "web")); len(got) != 2 {
+			return fmt.Errorf("mirror = %v", got)
+		}
+		return nil
+	})
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("gwsync exited with %v after SIGTERM", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("gwsync did not exit within 30s of SIGTERM")
+	}
+	if !strings.Contains(logs.String(), "controller stopped") {
+		t.Fatalf("no clean-stop log line")
+	}
+	// Validate, as CI and the chart use it.
+	out, err := exec.Command(bin, "validate", "-config", path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "valid") {
+		t.Fatalf("validate: %v\n%s", err, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.hcl")
+	_ = os.WriteFile(bad, []byte("public {\n  address = \"x\"\n  bogus = 1\n}\n"), 0o600)
+	out, err = exec.Command(bin, "validate", "-config", bad).CombinedOutput()
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	lines := 0
+	for sc.Scan() {
+		lines++
+	}
+	if err == nil || !strings.Contains(string(out), "bad.hcl:3:3") {
+		t.Fatalf("validate of a bad file: err=%v lines=%d\n%s", err, lines, out)
+	}
+}
