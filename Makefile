@@ -11,8 +11,10 @@ export GWSYNC_CONSUL_BIN := $(CONSUL)
 # to TEST_TOOLS by their own make fragments.
 TEST_TOOLS :=
 -include deploy/deploy.mk
+-include demo.mk
+-include bench.mk
 
-.PHONY: all build consul test test-unit test-e2e vet fmt demo bench clean
+.PHONY: all build consul test test-unit vet fmt clean
 
 all: build
 
