@@ -1,10 +1,8 @@
 package harness
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -93,35 +91,45 @@ func (f *Federation) Restart(t testing.TB, dc string) {
 	}
 }
 
-func (s *Server) joinWAN(addr string) error {
-	// api's Agent().Join takes no context, so the harness makes the call.
-	ctx, cancel := callContext()
-	defer cancel()
-	u := "http://" + s.HTTPAddr() + "/v1/agent/join/" + url.PathEscape(addr) + "?wan=1"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, nil)
-	if err != nil {
+// wanAlive checks that s sees every server in peers alive in WAN gossip.
+func (s *Server) wanAlive(peers map[string]*Server) error {
+	var members []api.AgentMember
+	if err := s.getJSON("/v1/agent/members?wan=1", &members); err != nil {
 		return err
 	}
-	if s.token != "" {
-		req.Header.Set("X-Consul-Token", s.token)
+	status := make(map[string]int, len(members))
+	for _, m := range members {
+		status[m.Name] = m.Status
 	}
-	resp, err := plainHTTP.Do(req)
-	if err != nil {
-		return fmt.Errorf("consul %s: join WAN %s: %w", s.DC, addr, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("consul %s: join WAN %s: HTTP %d: %s", s.DC, addr, resp.StatusCode, bytes.TrimSpace(body))
+	for _, p := range peers {
+		name := p.NodeName + "." + p.DC
+		if st, ok := status[name]; !ok || st != serfAlive {
+			return fmt.Errorf("%s: WAN member %s not alive (known %t, serf status %d)", s.DC, name, ok, st)
+		}
 	}
 	return nil
 }
 
-// federated checks that every DC lists every DC and reaches every other one.
+func (s *Server) joinWAN(addr string) error {
+	// api's Agent().Join takes no context, so the harness makes the call.
+	if err := s.do(http.MethodPut, "/v1/agent/join/"+url.PathEscape(addr)+"?wan=1", nil); err != nil {
+		return fmt.Errorf("consul %s: join WAN %s: %w", s.DC, addr, err)
+	}
+	return nil
+}
+
+// federated checks that every DC sees every other DC's server alive in WAN
+// gossip, lists every DC, and reaches every other one. Gossip is checked
+// too because a DC's router keeps a dead peer's server address: RPCs to a
+// restarted peer succeed before gossip has marked it alive again.
 func (f *Federation) federated() error {
 	want := slices.Sorted(slices.Values(f.dcs))
 	for _, dc := range f.dcs {
-		c := f.servers[dc].api
+		s := f.servers[dc]
+		if err := s.wanAlive(f.servers); err != nil {
+			return err
+		}
+		c := s.api
 		var got []string
 		ctx, cancel := callContext()
 		_, err := c.Raw().Query("/v1/catalog/datacenters", &got, (&api.QueryOptions{}).WithContext(ctx))
@@ -148,6 +156,5 @@ func (f *Federation) federated() error {
 	return nil
 }
 
-// plainHTTP is for the few calls the api package offers without a context;
-// no proxy from the environment.
-var plainHTTP = &http.Client{Transport: &http.Transport{Proxy: nil}}
+// serfAlive is serf.StatusAlive as agent/members reports it.
+const serfAlive = 1

@@ -116,14 +116,66 @@ func TestFederation_PreparedQueryFailover(t *testing.T) {
 	})
 	t.Logf("measured: NearestN failover answered from dc2 %s after the query was created", time.Since(start).Round(time.Millisecond))
 
-	dc2.Stop(t)
-	resp, took, err := executePQ(t, dc1, "gwsync-web")
+	// An explicit failover list works as well as NearestN.
+	_, _, err = dc1.Client(t).PreparedQuery().Create(&api.PreparedQueryDefinition{
+		Name: "web-explicit",
+		Service: api.ServiceQuery{
+			Service:     "web",
+			OnlyPassing: true,
+			Failover:    api.QueryFailoverOptions{Datacenters: []string{"dc2"}},
+		},
+	}, (&api.WriteOptions{}).WithContext(ctxT(t)))
 	if err != nil {
-		t.Fatalf("execute in dc1 with dc2 down: %v", err)
+		t.Fatalf("create explicit query in dc1: %v", err)
 	}
-	t.Logf("fact: dc2 down: execute in dc1 answered in %s: datacenter %q, failovers %d, nodes %d", took.Round(time.Millisecond), resp.Datacenter, resp.Failovers, len(resp.Nodes))
-	if len(resp.Nodes) != 0 {
-		t.Fatalf("dc2 down: got %d nodes, want 0", len(resp.Nodes))
+	resp, _, err := executePQ(t, dc1, "web-explicit")
+	if err != nil || resp.Datacenter != "dc2" || resp.Failovers != 1 || len(resp.Nodes) != 1 {
+		t.Fatalf("Failover.Datacenters [dc2]: execute = %+v, %v; want 1 node from dc2 after 1 failover", resp, err)
+	}
+
+	// The instance turns critical: OnlyPassing drops it, still from dc2.
+	dc2.SetStatus(t, "web-dc2-1", "web-1", api.HealthCritical)
+	Eventually(t, 5*time.Second, func() error {
+		resp, _, err := executePQ(t, dc1, "gwsync-web")
+		if err != nil {
+			return err
+		}
+		if len(resp.Nodes) != 0 {
+			return fmt.Errorf("%d nodes for a critical instance, want 0", len(resp.Nodes))
+		}
+		return nil
+	})
+	dc2.SetStatus(t, "web-dc2-1", "web-1", api.HealthPassing)
+
+	dc2.Stop(t)
+	checkDown := func(when string) {
+		t.Helper()
+		for _, q := range []string{"gwsync-web", "web-explicit"} {
+			resp, took, err := executePQ(t, dc1, q)
+			if err != nil {
+				t.Fatalf("%s: execute %s in dc1: %v", when, q, err)
+			}
+			t.Logf("fact: %s: execute %s in dc1 answered in %s: HTTP 200, datacenter %q, failovers %d, nodes %d",
+				when, q, took.Round(time.Millisecond), resp.Datacenter, resp.Failovers, len(resp.Nodes))
+			if len(resp.Nodes) != 0 {
+				t.Fatalf("%s: %s got %d nodes, want 0", when, q, len(resp.Nodes))
+			}
+		}
+	}
+	checkDown("dc2 just killed")
+	start = time.Now()
+	Eventually(t, 15*time.Second, func() error {
+		if err := dc1.wanAlive(map[string]*Server{"dc2": dc2}); err == nil {
+			return errors.New("dc1 still sees dc2 alive")
+		}
+		return nil
+	})
+	t.Logf("measured: dc1 gossip saw dc2 not alive %s after the kill", time.Since(start).Round(time.Millisecond))
+	checkDown("dc2 failed in gossip")
+	if got := datacenters(t, dc1); !slices.Contains(got, "dc2") {
+		t.Logf("fact: dc1 no longer lists dc2 while it is down: %v", got)
+	} else {
+		t.Logf("fact: dc1 still lists dc2 in catalog/datacenters while it is down")
 	}
 
 	start = time.Now()
@@ -304,7 +356,31 @@ func TestProxy(t *testing.T) {
 	}
 	p.SetDelay(0)
 
+	// A blocking query in flight is cut when the proxy goes down.
+	_, meta, err := c.Catalog().Services((&api.QueryOptions{}).WithContext(ctxT(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := make(chan error, 1)
+	go func() {
+		_, _, err := c.Catalog().Services((&api.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: 30 * time.Second}).WithContext(context.Background()))
+		blocked <- err
+	}()
+	Eventually(t, 5*time.Second, func() error {
+		if n := p.Count(func(r Request) bool { return r.Query.Has("index") }); n != 1 {
+			return fmt.Errorf("%d blocking queries seen by the proxy, want 1", n)
+		}
+		return nil
+	})
 	p.SetDown(true)
+	select {
+	case err := <-blocked:
+		if err == nil {
+			t.Fatal("blocking query through a proxy set down returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("blocking query still running 5s after SetDown(true)")
+	}
 	if _, err := c.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctxT(t))); err == nil {
 		t.Fatal("request through a down proxy succeeded")
 	}
@@ -337,5 +413,36 @@ func TestConsulBin(t *testing.T) {
 	}
 	if got, err := findConsulBin(); err != nil || got != filepath.Join(root, "bin", "consul") {
 		t.Fatalf("findConsulBin without env = %q, %v; want %s", got, err, filepath.Join(root, "bin", "consul"))
+	}
+}
+
+// TestStartServer_ACL starts a server with ACLs on through WithHCL and
+// WithToken: the harness's own calls and Client use the token, an
+// anonymous client sees nothing.
+func TestStartServer_ACL(t *testing.T) {
+	t.Parallel()
+	const token = "3f0c5bd8-4e8c-4a8e-9a57-0d6f8a7f0001"
+	s := StartServer(t, "gw-acl",
+		WithHCL(`acl { enabled = true
+		default_policy = "deny"
+		tokens { initial_management = "`+token+`" } }`),
+		WithToken(token))
+	s.Register(t, Instance{Node: "acl-1", Address: "10.9.0.1", Service: "secret", Port: 1})
+	if got := services(t, s); !slices.Equal(got, []string{"secret"}) {
+		t.Fatalf("services with the management token = %v, want [secret]", got)
+	}
+	anon, err := config.Cluster{Address: s.HTTPAddr(), Scheme: "http"}.NewClient(config.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := anon.Catalog().Services((&api.QueryOptions{}).WithContext(ctxT(t)))
+	if err != nil {
+		t.Fatalf("anonymous catalog/services: %v", err)
+	}
+	if len(m) != 0 {
+		t.Fatalf("anonymous catalog/services = %v, want nothing (filtered)", m)
+	}
+	if idx := s.RaftLastIndex(t); idx == 0 {
+		t.Fatal("RaftLastIndex = 0")
 	}
 }

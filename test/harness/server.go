@@ -1,9 +1,13 @@
 package harness
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"sync"
 	"testing"
@@ -237,7 +241,7 @@ func (s *Server) start() error {
 	})
 	if err != nil {
 		s.kill()
-		return fmt.Errorf("%w; last log lines:\n%s", err, s.log.tail(logTailLines))
+		return err // the cleanup prints the log tail of a failed test
 	}
 	return nil
 }
@@ -276,4 +280,43 @@ func (s *Server) kill() {
 
 func callContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), CallTimeout)
+}
+
+// plainHTTP is for calls the api package offers without a context or
+// without query parameters; it takes no proxy from the environment.
+var plainHTTP = &http.Client{Transport: &http.Transport{Proxy: nil}}
+
+// getJSON GETs pathQuery ("/v1/...?..."), decoding a 200 answer into out.
+func (s *Server) getJSON(pathQuery string, out any) error {
+	return s.do(http.MethodGet, pathQuery, out)
+}
+
+// do sends one bodiless request with the harness token and a CallTimeout
+// deadline; out (if not nil) receives the JSON answer.
+func (s *Server) do(method, pathQuery string, out any) error {
+	ctx, cancel := callContext()
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+s.HTTPAddr()+pathQuery, nil)
+	if err != nil {
+		return err
+	}
+	if s.token != "" {
+		req.Header.Set("X-Consul-Token", s.token)
+	}
+	resp, err := plainHTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, pathQuery, resp.StatusCode, bytes.TrimSpace(body))
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode: %w", method, pathQuery, err)
+	}
+	return nil
 }
