@@ -4,20 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
-
-	"github.com/gwsync/gwsync/config"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -201,248 +192,32 @@ func TestFederation_PreparedQueryFailover(t *testing.T) {
 	})
 }
 
-// TestServer_Restart shows a restarted dedicated server keeps its address,
-// comes back with an empty catalog, and that the catalog helpers and
-// RaftLastIndex work against it.
-func TestServer_Restart(t *testing.T) {
+// TestStartFederation_ThreeDCs restarts the DC the others joined through
+// and checks the federation converges again.
+func TestStartFederation_ThreeDCs(t *testing.T) {
 	t.Parallel()
-	s := StartServer(t, "gw-restart")
-	addr := s.HTTPAddr()
-	c := s.Client(t)
-
-	before := s.RaftLastIndex(t)
-	if before == 0 {
-		t.Fatal("RaftLastIndex = 0 on a started server")
-	}
-	s.Register(t, Instance{Node: "api-1", Address: "10.0.0.1", ID: "api-1", Service: "api", Port: 80, Status: api.HealthCritical})
-	if after := s.RaftLastIndex(t); after <= before {
-		t.Fatalf("RaftLastIndex after a register = %d, want > %d", after, before)
-	}
-	passing := func() int {
-		entries, _, err := c.Health().Service("api", "", true, (&api.QueryOptions{}).WithContext(ctxT(t)))
-		if err != nil {
-			t.Fatalf("health/service: %v", err)
-		}
-		return len(entries)
-	}
-	if n := passing(); n != 0 {
-		t.Fatalf("critical instance: %d passing, want 0", n)
-	}
-	s.SetStatus(t, "api-1", "api-1", "")
-	if n := passing(); n != 1 {
-		t.Fatalf("after SetStatus passing: %d passing, want 1", n)
-	}
-	s.Register(t, Instance{Node: "api-1", Address: "10.0.0.1", ID: "api-2", Service: "api", Port: 81})
-	s.Deregister(t, "api-1", "api-2")
-	if n := passing(); n != 1 {
-		t.Fatalf("after Deregister: %d passing, want 1", n)
-	}
-
 	start := time.Now()
-	s.Restart(t)
-	t.Logf("measured: dedicated server restart (kill, start empty, leader): %s", time.Since(start).Round(time.Millisecond))
-	if s.HTTPAddr() != addr {
-		t.Fatalf("HTTPAddr after restart = %s, want %s", s.HTTPAddr(), addr)
+	fed := StartFederation(t, "east", "west", "north")
+	t.Logf("measured: federation start (3 DCs): %s", time.Since(start).Round(time.Millisecond))
+	if fed.Server("south") != nil {
+		t.Fatal("Server of a DC not in the federation is not nil")
 	}
-	if got := services(t, s); len(got) != 0 {
-		t.Fatalf("restarted server has services %v, want none", got)
+	if got, want := fed.DCs(), []string{"east", "west", "north"}; !slices.Equal(got, want) {
+		t.Fatalf("DCs = %v, want %v", got, want)
 	}
-	if idx := s.RaftLastIndex(t); idx == 0 {
-		t.Fatal("RaftLastIndex = 0 after restart")
+	fed.Server("east").Register(t, Instance{Node: "n1", Address: "10.1.0.1", Service: "s", Port: 1})
+	fed.Restart(t, "east")
+	for _, dc := range fed.DCs() {
+		if got := datacenters(t, fed.Server(dc)); !slices.Equal(got, []string{"east", "north", "west"}) {
+			t.Fatalf("%s sees DCs %v after restarting east", dc, got)
+		}
 	}
-	// A client made before the restart still works: same address.
-	s.Register(t, Instance{Node: "api-9", Address: "10.0.0.9", Service: "api", Port: 80})
-	if n := passing(); n != 1 {
-		t.Fatalf("after restart and register: %d passing, want 1", n)
-	}
-	s.DeregisterNode(t, "api-9")
-	if got := services(t, s); len(got) != 0 {
-		t.Fatalf("after DeregisterNode: services %v, want none", got)
-	}
-
-	s.Stop(t)
-	s.Stop(t) // idempotent
-	if s.Running() {
-		t.Fatal("Running after Stop")
-	}
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err == nil {
-		conn.Close()
-		t.Fatalf("HTTP port %s accepts connections after Stop", addr)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("dial after Stop: %v, want connection refused", err)
-	}
-}
-
-// proxyClient is an API client that talks to the server through p.
-func proxyClient(t *testing.T, p *Proxy) *api.Client {
-	t.Helper()
-	c, err := config.Cluster{Address: p.Addr(), Scheme: "http"}.NewClient(config.ClientOptions{})
+	// West reads east's (now empty) catalog across the WAN.
+	m, _, err := fed.Server("west").Client(t).Catalog().Services((&api.QueryOptions{Datacenter: "east"}).WithContext(ctxT(t)))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("catalog/services?dc=east from west: %v", err)
 	}
-	return c
-}
-
-// TestProxy counts requests by path, delays them, honours cancellation,
-// tracks concurrency and plays dead.
-func TestProxy(t *testing.T) {
-	t.Parallel()
-	s := StartServer(t, "gw-proxy")
-	p := NewProxy(t, s.HTTPAddr())
-	c := proxyClient(t, p)
-
-	for range 3 {
-		if _, _, err := c.Catalog().Services((&api.QueryOptions{AllowStale: true}).WithContext(ctxT(t))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 2 {
-		if _, err := c.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctxT(t))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := p.Count(PathIs("/v1/catalog/services")); got != 3 {
-		t.Fatalf("catalog/services count = %d, want 3", got)
-	}
-	if got := p.Count(PathIs("/v1/status/leader")); got != 2 {
-		t.Fatalf("status/leader count = %d, want 2", got)
-	}
-	if got := p.Count(nil); got != 5 {
-		t.Fatalf("total count = %d, want 5", got)
-	}
-	if r := p.Requests()[0]; r.Method != http.MethodGet || !r.Query.Has("stale") {
-		t.Fatalf("first request = %+v, want a GET with ?stale", r)
-	}
-	p.Reset()
-	if got := p.Count(nil); got != 0 {
-		t.Fatalf("count after Reset = %d", got)
-	}
-
-	const delay = 400 * time.Millisecond
-	p.SetDelay(delay)
-	var wg sync.WaitGroup
-	took := make([]time.Duration, 4)
-	errs := make([]error, 4)
-	for i := range 4 {
-		wg.Go(func() {
-			start := time.Now()
-			_, errs[i] = c.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctxT(t)))
-			took[i] = time.Since(start)
-		})
-	}
-	wg.Wait()
-	for i := range 4 {
-		if errs[i] != nil {
-			t.Fatalf("delayed request %d: %v", i, errs[i])
-		}
-		if took[i] < delay {
-			t.Fatalf("delayed request %d took %s, want >= %s", i, took[i], delay)
-		}
-	}
-	t.Logf("measured: 4 concurrent requests with %s delay took %v", delay, took)
-	if got := p.MaxInFlight(); got != 4 {
-		t.Fatalf("MaxInFlight = %d, want 4", got)
-	}
-
-	p.SetDelay(5 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := c.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
-	if err == nil || time.Since(start) > 2*time.Second {
-		t.Fatalf("canceled request during delay: err %v after %s; want an error well before the 5s delay", err, time.Since(start))
-	}
-	p.SetDelay(0)
-
-	// A blocking query in flight is cut when the proxy goes down.
-	_, meta, err := c.Catalog().Services((&api.QueryOptions{}).WithContext(ctxT(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocked := make(chan error, 1)
-	go func() {
-		_, _, err := c.Catalog().Services((&api.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: 30 * time.Second}).WithContext(context.Background()))
-		blocked <- err
-	}()
-	Eventually(t, 5*time.Second, func() error {
-		if n := p.Count(func(r Request) bool { return r.Query.Has("index") }); n != 1 {
-			return fmt.Errorf("%d blocking queries seen by the proxy, want 1", n)
-		}
-		return nil
-	})
-	p.SetDown(true)
-	select {
-	case err := <-blocked:
-		if err == nil {
-			t.Fatal("blocking query through a proxy set down returned no error")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("blocking query still running 5s after SetDown(true)")
-	}
-	if _, err := c.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctxT(t))); err == nil {
-		t.Fatal("request through a down proxy succeeded")
-	}
-	p.SetDown(false)
-	if _, err := c.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctxT(t))); err != nil {
-		t.Fatalf("request after SetDown(false): %v", err)
-	}
-}
-
-func TestConsulBin(t *testing.T) {
-	bin := ConsulBin(t)
-	if !filepath.IsAbs(bin) {
-		t.Fatalf("ConsulBin = %q, want an absolute path", bin)
-	}
-	if !strings.HasPrefix(os.Getenv("PATH"), filepath.Dir(bin)+string(os.PathListSeparator)) {
-		t.Fatalf("PATH does not start with %s", filepath.Dir(bin))
-	}
-
-	t.Setenv(ConsulBinEnv, filepath.Join(t.TempDir(), "consul"))
-	if _, err := findConsulBin(); err == nil {
-		t.Fatal("findConsulBin with a missing binary: no error")
-	}
-	t.Setenv(ConsulBinEnv, "")
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatalf("moduleRoot: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("moduleRoot %s has no go.mod: %v", root, err)
-	}
-	if got, err := findConsulBin(); err != nil || got != filepath.Join(root, "bin", "consul") {
-		t.Fatalf("findConsulBin without env = %q, %v; want %s", got, err, filepath.Join(root, "bin", "consul"))
-	}
-}
-
-// TestStartServer_ACL starts a server with ACLs on through WithHCL and
-// WithToken: the harness's own calls and Client use the token, an
-// anonymous client sees nothing.
-func TestStartServer_ACL(t *testing.T) {
-	t.Parallel()
-	const token = "3f0c5bd8-4e8c-4a8e-9a57-0d6f8a7f0001"
-	s := StartServer(t, "gw-acl",
-		WithHCL(`acl { enabled = true
-		default_policy = "deny"
-		tokens { initial_management = "`+token+`" } }`),
-		WithToken(token))
-	s.Register(t, Instance{Node: "acl-1", Address: "10.9.0.1", Service: "secret", Port: 1})
-	if got := services(t, s); !slices.Equal(got, []string{"secret"}) {
-		t.Fatalf("services with the management token = %v, want [secret]", got)
-	}
-	anon, err := config.Cluster{Address: s.HTTPAddr(), Scheme: "http"}.NewClient(config.ClientOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _, err := anon.Catalog().Services((&api.QueryOptions{}).WithContext(ctxT(t)))
-	if err != nil {
-		t.Fatalf("anonymous catalog/services: %v", err)
-	}
-	if len(m) != 0 {
-		t.Fatalf("anonymous catalog/services = %v, want nothing (filtered)", m)
-	}
-	if idx := s.RaftLastIndex(t); idx == 0 {
-		t.Fatal("RaftLastIndex = 0")
+	if _, ok := m["s"]; ok {
+		t.Fatalf("restarted east still has service s: %v", m)
 	}
 }
