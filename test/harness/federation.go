@@ -76,6 +76,11 @@ func (f *Federation) Restart(t testing.TB, dc string) {
 	if s == nil {
 		t.Fatalf("harness: federation has no DC %q", dc)
 	}
+	for _, other := range f.dcs {
+		if other != dc && !f.servers[other].Running() {
+			t.Fatalf("harness: federation restart %s: DC %s is stopped; restart it first", dc, other)
+		}
+	}
 	s.Restart(t)
 	for _, other := range f.dcs {
 		if other == dc {
