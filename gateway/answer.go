@@ -79,12 +79,17 @@ type Answer struct {
 // Empty reports whether the answer has no instances.
 func (a *Answer) Empty() bool { return len(a.Instances) == 0 }
 
-// fromLocal converts a dedicated-cluster health answer. Mirrored nodes carry
+// fromLocal converts a dedicated-cluster health answer, keeping only what
+// gwsync mirrored (node meta gwsync-managed=true). Mirrored nodes carry
 // their source DC and original node name in node meta.
+//
+// The filter is applied here, not with ?node-meta=: on a blocking query,
+// Consul's streaming backend turns node-meta into a filter expression, and
+// a hyphenated key such as gwsync-managed makes that a 500 parse error.
 func fromLocal(entries []*api.ServiceEntry) []Instance {
 	out := make([]Instance, 0, len(entries))
 	for _, e := range entries {
-		if e == nil || e.Service == nil || e.Node == nil {
+		if e == nil || e.Service == nil || e.Node == nil || e.Node.Meta[mirror.MetaManaged] != mirror.ManagedValue {
 			continue
 		}
 		inst := convert(e.Node, e.Service)

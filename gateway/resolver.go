@@ -263,14 +263,10 @@ func (r *Resolver) Status() Status {
 	}
 }
 
-// localQueryOptions reads only what gwsync mirrored. Stale reads are fine:
-// the marker, read the same way, tells whether the data is current.
+// localQueryOptions are the options of every mirror read (fromLocal keeps
+// only gwsync's entries). Stale reads are fine: the marker, read the same
+// way, tells whether the data is current.
 func localQueryOptions(ctx context.Context, idx uint64, wait time.Duration) *api.QueryOptions {
-	q := &api.QueryOptions{
-		AllowStale: true,
-		NodeMeta:   map[string]string{mirror.MetaManaged: mirror.ManagedValue},
-		WaitIndex:  idx,
-		WaitTime:   wait,
-	}
+	q := &api.QueryOptions{AllowStale: true, WaitIndex: idx, WaitTime: wait}
 	return q.WithContext(ctx)
 }

@@ -21,7 +21,16 @@ func (r *Resolver) watch(e *entry, idx uint64) {
 		st := r.local.Load()
 		if !st.usable {
 			idx = 0
-			if a, _ := r.afterPublic(ctx, e.service, e.answer.Load()); a != nil && ctx.Err() == nil {
+			held := e.answer.Load()
+			// An answer the public cluster gave moments ago (a first
+			// lookup) is not fetched again before the poll interval.
+			if held != nil && held.Source == SourcePublic {
+				if wait := held.FetchedAt.Add(r.opts.PublicPollInterval).Sub(r.opts.Now()); wait > 0 {
+					sleep(ctx, st.ctx, wait)
+					continue
+				}
+			}
+			if a, _ := r.afterPublic(ctx, e.service, held); a != nil && ctx.Err() == nil {
 				r.store(e, a)
 			}
 			sleep(ctx, st.ctx, jitter(r.opts.PublicPollInterval))
@@ -51,7 +60,11 @@ func (r *Resolver) watch(e *entry, idx uint64) {
 			sleep(ctx, st.ctx, backoff(r.opts.BackoffMin, r.opts.BackoffMax, failures))
 			continue
 		}
-		failures = 0
+		if idx > 0 {
+			// Only a blocking round proves the watch works: a cluster that
+			// answers plain reads but fails blocking ones must keep backing off.
+			failures = 0
+		}
 		idx = nextIndex(idx, newIdx)
 		a := r.afterLocal(ctx, e.service, held, insts)
 		if ctx.Err() == nil && st.ctx.Err() == nil {
