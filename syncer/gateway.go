@@ -89,38 +89,30 @@ func (g *gatewaySyncer) snapshot() GatewayStatus {
 	return g.status
 }
 
-// guard holds deletes: before the first complete read of the source, and
-// when a cycle would delete more than max_delete_fraction of the mirror
-// (unless forced).
+// guard applies Guard with the gateway's state, and logs and counts.
 func (g *gatewaySyncer) guard(p Plan, res Result, req Request, sourceComplete bool, current int) (Plan, Result) {
-	if p.DeleteInstances == 0 && len(p.NodeDeletes) == 0 {
-		return p, res
-	}
 	g.mu.Lock()
-	synced := g.status.Synced
+	in := GuardInput{Safety: g.safety, Synced: g.status.Synced, FullScope: req.Service == "",
+		SourceComplete: sourceComplete, Force: req.Force, Mirrored: current}
 	if req.Service != "" && g.status.Instances > current {
-		current = g.status.Instances // a single-service scope is judged against the whole mirror
+		in.Mirrored = g.status.Instances // a single-service scope is judged against the whole mirror
 	}
 	g.mu.Unlock()
-	switch {
-	case !synced && !(sourceComplete && req.Service == ""):
-		res.HeldReason = "no complete read of the source yet"
-	case p.DeleteInstances > g.safety.DeleteGuardMin && float64(p.DeleteInstances) > g.safety.MaxDeleteFraction*float64(current):
-		if req.Force {
-			g.metrics.ForcedDeletes.WithLabelValues(g.cfg.Name).Add(float64(p.DeleteInstances))
-			g.log.Warn("forced resync applies deletes above the guard", "deletes", p.DeleteInstances, "mirrored", current)
-			return p, res
-		}
-		res.HeldReason = fmt.Sprintf("would delete %d of %d mirrored instances (more than max_delete_fraction %.2f)", p.DeleteInstances, current, g.safety.MaxDeleteFraction)
-	default:
-		return p, res
+	v := Guard(p, in)
+	if req.DryRun {
+		res.DeletesHeld, res.HeldReason = v.Held, v.Reason
+		return v.Plan, res
 	}
-	res.DeletesHeld = p.DeleteInstances
-	if !req.DryRun {
-		g.metrics.DeletesHeldTotal.WithLabelValues(g.cfg.Name).Add(float64(p.DeleteInstances))
-		g.log.Warn("deletes held", "deletes", p.DeleteInstances, "reason", res.HeldReason)
+	if v.Forced > 0 {
+		g.metrics.ForcedDeletes.WithLabelValues(g.cfg.Name).Add(float64(v.Forced))
+		g.log.Warn("forced resync applies deletes above the guard", "deletes", v.Forced, "mirrored", in.Mirrored)
 	}
-	return p.WithoutDeletes(), res
+	if v.Held > 0 {
+		res.DeletesHeld, res.HeldReason = v.Held, v.Reason
+		g.metrics.DeletesHeldTotal.WithLabelValues(g.cfg.Name).Add(float64(v.Held))
+		g.log.Warn("deletes held", "deletes", v.Held, "reason", v.Reason)
+	}
+	return v.Plan, res
 }
 
 // finish updates the marker, status and metrics after an applied reconcile.
@@ -129,7 +121,7 @@ func (g *gatewaySyncer) finish(ctx context.Context, res *Result, obs Observed, p
 	full := res.Scope == scopeFull
 	if full && res.Complete {
 		g.mu.Lock()
-		due := p.Empty() == false || g.markerAt.IsZero() || res.Finished.Sub(g.markerAt) >= g.markerInt
+		due := !p.Empty() || g.markerAt.IsZero() || res.Finished.Sub(g.markerAt) >= g.markerInt
 		gen := g.status.Generation + 1
 		g.mu.Unlock()
 		if due {
