@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gwsync/gwsync/config"
+	"github.com/gwsync/gwsync/gateway"
+	"github.com/gwsync/gwsync/gateway/refgw"
+)
+
+func init() { extraCommands["gateway"] = runGateway }
+
+// gatewayShutdownGrace is how long in-flight proxied requests may take to
+// finish once the gateway is told to stop.
+const gatewayShutdownGrace = 10 * time.Second
+
+// runGateway runs the reference HTTP gateway for one gateway of the
+// configuration: /<service>/... is proxied to an instance the resolver picks.
+func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gwsync gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "path to the controller's HCL configuration (required)")
+	name := fs.String("gateway", "", "name of the gateway block to serve (required)")
+	listen := fs.String("listen", "127.0.0.1:8080", "address the gateway proxies on")
+	metricsListen := fs.String("metrics-listen", "", "address for /metrics and /healthz; empty serves them on -listen under /_gwsync/")
+	snapshot := fs.String("snapshot", "", "file for the resolver's last-known-good snapshot (empty: none)")
+	maxMarkerAge := fs.Duration("max-marker-age", gateway.DefaultMaxMarkerAge, "sync marker age beyond which the dedicated cluster is not trusted")
+	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
+	logJSON := fs.Bool("log-json", false, "log in JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cfgPath == "" || *name == "" || fs.NArg() > 0 || *maxMarkerAge <= 0 {
+		fmt.Fprintln(stderr, "gwsync gateway: -config FILE and -gateway NAME are required, -max-marker-age must be positive, and no positional arguments are accepted")
+		fs.Usage()
+		return 2
+	}
+	log, err := newLogger("gwsync-gateway", *logLevel, *logJSON, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "gwsync gateway: %v\n", err)
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "gwsync gateway: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	gw, ok := cfg.Gateway(*name)
+	if !ok {
+		names := make([]string, len(cfg.Gateways))
+		for i, g := range cfg.Gateways {
+			names[i] = g.Name
+		}
+		fmt.Fprintf(stderr, "gwsync gateway: no gateway %q in %s (have: %s)\n", *name, *cfgPath, strings.Join(names, ", "))
+		return 1
+	}
+	local, err := gw.Dedicated.NewClient(config.ClientOptions{})
+	if err != nil {
+		log.Error("dedicated cluster client", "error", err)
+		return 1
+	}
+	public, err := cfg.Public.NewClient(config.ClientOptions{MaxConnsPerHost: cfg.Public.MaxConnsPerHost})
+	if err != nil {
+		log.Error("public cluster client", "error", err)
+		return 1
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	resolver, err := gateway.New(gateway.Options{
+		Local:             local,
+		Public:            public,
+		SourceDatacenter:  gw.SourceDatacenter,
+		QueryName:         cfg.Query.Name,
+		Gateway:           gw.Name,
+		KVPrefix:          cfg.Mirror.KVPrefix,
+		MaxMarkerAge:      *maxMarkerAge,
+		PublicTimeout:     cfg.Public.Timeout,
+		MaxPublicInFlight: cfg.Public.MaxInFlightPerDC,
+		SnapshotPath:      *snapshot,
+		Logger:            log,
+		Registerer:        reg,
+	})
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	return serveGateway(ctx, resolver, reg, *listen, *metricsListen, stdout, stderr)
+}
+
+func serveGateway(ctx context.Context, resolver *gateway.Resolver, reg *prometheus.Registry, listen, metricsListen string, stdout, stderr io.Writer) int {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "gwsync gateway: %v\n", err)
+		return 1
+	}
+	ops := http.NewServeMux()
+	ops.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ops.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(resolver.Status())
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/", refgw.New(resolver, nil))
+	var opsLn net.Listener
+	if metricsListen != "" {
+		if opsLn, err = net.Listen("tcp", metricsListen); err != nil {
+			_ = ln.Close()
+			fmt.Fprintf(stderr, "gwsync gateway: %v\n", err)
+			return 1
+		}
+	} else {
+		mux.Handle("/_gwsync/", http.StripPrefix("/_gwsync", ops))
+	}
+	fmt.Fprintf(stdout, "gwsync gateway: proxying on http://%s\n", ln.Addr())
+	if opsLn != nil {
+		fmt.Fprintf(stdout, "gwsync gateway: metrics on http://%s/metrics\n", opsLn.Addr())
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return resolver.Run(gctx) })
+	g.Go(func() error {
+		return refgw.Serve(gctx, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln, gatewayShutdownGrace)
+	})
+	if opsLn != nil {
+		g.Go(func() error {
+			return refgw.Serve(gctx, &http.Server{Handler: ops, ReadHeaderTimeout: 10 * time.Second}, opsLn, gatewayShutdownGrace)
+		})
+	}
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "gwsync gateway: %v\n", err)
+		return 1
+	}
+	return 0
+}
