@@ -271,31 +271,55 @@ func (d *Dedicated) txn(ctx context.Context, ops api.TxnOps) (bool, *api.TxnResp
 	return true, resp, nil
 }
 
-// ReadMarker returns the gateway's sync marker; found is false if absent.
-func (d *Dedicated) ReadMarker(ctx context.Context) (m mirror.Marker, found bool, err error) {
+// ReadMarker returns the gateway's sync marker and its modify index; found
+// is false if it is absent.
+func (d *Dedicated) ReadMarker(ctx context.Context) (m mirror.Marker, index uint64, found bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	kv, _, err := d.client.KV().Get(mirror.MarkerKey(d.mirror.KVPrefix, d.gateway), d.opts(cctx))
 	if err != nil {
-		return m, false, fmt.Errorf("read sync marker: %w", err)
+		return m, 0, false, fmt.Errorf("read sync marker: %w", err)
 	}
 	if kv == nil {
-		return m, false, nil
+		return m, 0, false, nil
 	}
 	m, err = mirror.DecodeMarker(kv.Value)
-	return m, err == nil, err
+	return m, kv.ModifyIndex, err == nil, err
 }
 
 // WriteMarker records a complete sync.
 func (d *Dedicated) WriteMarker(ctx context.Context, m mirror.Marker) error {
+	_, err := d.putMarker(ctx, m, nil)
+	return err
+}
+
+// RefreshMarker rewrites the marker only if it is still the one read at
+// index (check-and-set): a cluster that restarted empty in between must not
+// get a marker back without a complete sync. ok is false if it had changed.
+func (d *Dedicated) RefreshMarker(ctx context.Context, m mirror.Marker, index uint64) (ok bool, err error) {
+	return d.putMarker(ctx, m, &index)
+}
+
+func (d *Dedicated) putMarker(ctx context.Context, m mirror.Marker, cas *uint64) (bool, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout)
 	defer cancel()
-	_, err := d.client.KV().Put(&api.KVPair{Key: mirror.MarkerKey(d.mirror.KVPrefix, d.gateway), Value: m.Encode()}, (&api.WriteOptions{}).WithContext(cctx))
-	if err != nil {
-		return fmt.Errorf("write sync marker: %w", err)
+	pair := &api.KVPair{Key: mirror.MarkerKey(d.mirror.KVPrefix, d.gateway), Value: m.Encode()}
+	wopts := (&api.WriteOptions{}).WithContext(cctx)
+	ok := true
+	var err error
+	if cas != nil {
+		pair.ModifyIndex = *cas
+		ok, _, err = d.client.KV().CAS(pair, wopts)
+	} else {
+		_, err = d.client.KV().Put(pair, wopts)
 	}
-	d.metrics.DedicatedWrites.WithLabelValues(d.gateway, "kv_set").Inc()
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("write sync marker: %w", err)
+	}
+	if ok {
+		d.metrics.DedicatedWrites.WithLabelValues(d.gateway, "kv_set").Inc()
+	}
+	return ok, nil
 }
 
 // countInstances returns services and instances in a state.

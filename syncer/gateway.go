@@ -125,7 +125,8 @@ func (g *gatewaySyncer) finish(ctx context.Context, res *Result, obs Observed, p
 		gen := g.status.Generation + 1
 		g.mu.Unlock()
 		if due {
-			m := mirror.Marker{Version: mirror.MarkerVersion, Gateway: g.cfg.Name, Generation: gen, SyncedAt: res.Finished, Services: res.Services, Instances: res.Instances}
+			m := mirror.Marker{Version: mirror.MarkerVersion, Gateway: g.cfg.Name, Generation: gen, SyncedAt: res.Finished,
+				CheckedAt: res.Finished, Services: res.Services, Instances: res.Instances}
 			if err := g.dedicated.WriteMarker(ctx, m); err != nil {
 				res.Complete = false
 				res.Errors = appendBounded(res.Errors, err.Error())
@@ -136,7 +137,38 @@ func (g *gatewaySyncer) finish(ctx context.Context, res *Result, obs Observed, p
 			}
 		}
 	}
+	if full && !res.Complete {
+		g.heartbeat(ctx, res.Finished)
+	}
 	g.record(*res, nil)
+}
+
+// heartbeat refreshes the marker's CheckedAt after a full cycle that could
+// not complete (public trouble), at most every marker interval, and only if
+// the marker is still there: the mirror is still maintained, and during a
+// public outage it is the best data a resolver can have. A cluster without a
+// marker (restarted empty) gets one only from a complete sync.
+func (g *gatewaySyncer) heartbeat(ctx context.Context, now time.Time) {
+	g.mu.Lock()
+	due := g.markerAt.IsZero() || now.Sub(g.markerAt) >= g.markerInt
+	g.mu.Unlock()
+	if !due {
+		return
+	}
+	m, idx, found, err := g.dedicated.ReadMarker(ctx)
+	if err != nil || !found {
+		g.log.Debug("sync marker not refreshed", "found", found, "error", err)
+		return
+	}
+	m.CheckedAt = now
+	ok, err := g.dedicated.RefreshMarker(ctx, m, idx)
+	if err != nil || !ok {
+		g.log.Debug("sync marker not refreshed", "changed_meanwhile", !ok, "error", err)
+		return
+	}
+	g.mu.Lock()
+	g.markerAt = now
+	g.mu.Unlock()
 }
 
 // record stores a reconcile's outcome in status and metrics.
@@ -181,7 +213,7 @@ func (g *gatewaySyncer) record(res Result, err error) {
 // loadMarker reads the marker left by an earlier run, so generations keep
 // counting up and a restart does not rewrite an up-to-date marker at once.
 func (g *gatewaySyncer) loadMarker(ctx context.Context) {
-	m, found, err := g.dedicated.ReadMarker(ctx)
+	m, _, found, err := g.dedicated.ReadMarker(ctx)
 	if err != nil {
 		g.log.Warn("could not read the sync marker; a new one will be written after the next complete sync", "error", err)
 		return

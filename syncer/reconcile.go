@@ -73,11 +73,11 @@ func (g *gatewaySyncer) reconcile(ctx context.Context, req Request) (Result, err
 		res.Scope = scopeService
 	}
 	if err := g.ensureTemplate(ctx); err != nil {
-		return g.fail(res, err)
+		return g.fail(ctx, res, err)
 	}
 	disc, err := g.discover(ctx, req.Force)
 	if err != nil {
-		return g.fail(res, err)
+		return g.fail(ctx, res, err)
 	}
 	var only []string
 	if req.Service != "" {
@@ -85,7 +85,7 @@ func (g *gatewaySyncer) reconcile(ctx context.Context, req Request) (Result, err
 	}
 	obs, err := g.dedicated.Read(ctx, only)
 	if err != nil {
-		return g.fail(res, fmt.Errorf("read dedicated cluster: %w", err))
+		return g.fail(ctx, res, fmt.Errorf("read dedicated cluster: %w", err))
 	}
 	names := g.scopeNames(req, disc, obs)
 	targets := g.readSource(ctx, req, disc, obs, names)
@@ -152,9 +152,12 @@ func appendBounded(list []string, s string) []string {
 	return append(list, s)
 }
 
-func (g *gatewaySyncer) fail(res Result, err error) (Result, error) {
+func (g *gatewaySyncer) fail(ctx context.Context, res Result, err error) (Result, error) {
 	res.Finished = g.now()
 	res.Errors = appendBounded(res.Errors, err.Error())
+	if res.Scope == scopeFull && !res.DryRun && ctx.Err() == nil {
+		g.heartbeat(ctx, res.Finished)
+	}
 	g.record(res, err)
 	return res, err
 }

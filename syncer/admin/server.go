@@ -1,13 +1,26 @@
 // Package admin serves the controller's admin HTTP API: metrics, health,
-// readiness, status, forced resync and dry-run diff.
+// readiness, status, forced resync and dry-run diff. Client is the matching
+// HTTP client the ops CLI uses.
+//
+// Authorisation: POST /v1/resync, GET /v1/resync[/<id>] and GET /v1/diff
+// need "Authorization: Bearer <token>" when a token is configured. Without a
+// token they are served only when the listener is bound to a loopback
+// address (any local user may then call them, as with Consul's own agent
+// API in dev mode); on any other listener they answer 403 until a token is
+// configured. /metrics, /healthz, /readyz and /v1/status never need a token.
 package admin
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,16 +43,48 @@ var _ Controller = (*syncer.Controller)(nil)
 // Options configure a Server.
 type Options struct {
 	Controller Controller
-	Address    string
-	Token      string
-	Gatherer   prometheus.Gatherer
+	// Address to listen on (host:port; port 0 picks a free one).
+	Address string
+	// Token, if not empty, is required as a bearer token by the resync and
+	// diff endpoints.
+	Token string
+	// Gatherer is served on /metrics.
+	Gatherer prometheus.Gatherer
+	// Registerer receives the admin API's own metrics. Nil means Gatherer,
+	// if it is also a Registerer (a *prometheus.Registry is), else none are
+	// exported.
+	Registerer prometheus.Registerer
 	Logger     hclog.Logger
+	// MaxFinished, MaxRunning and ResyncTimeout: zero means the Default…
+	// constants.
+	MaxFinished   int
+	MaxRunning    int
+	ResyncTimeout time.Duration
+	// DiffTimeout bounds a dry-run reconcile; zero means DefaultDiffTimeout.
+	DiffTimeout time.Duration
 }
+
+// DefaultDiffTimeout bounds GET /v1/diff: a dry run waits for a running
+// reconcile of the gateway, then reads the source and the mirror.
+const DefaultDiffTimeout = 2 * time.Minute
 
 // Server is the admin HTTP server.
 type Server struct {
-	opts Options
-	mux  *http.ServeMux
+	opts    Options
+	log     hclog.Logger
+	mux     *http.ServeMux
+	handler http.Handler
+	metrics *metrics
+	jobs    *jobs
+	token   [sha256.Size]byte
+	// loopback is set by Run when the listener is bound to a loopback
+	// address; it decides whether token-less mutating calls are served.
+	loopback atomic.Bool
+
+	// base is the context resyncs run under; Run cancels it on shutdown.
+	base       context.Context
+	cancelBase context.CancelFunc
+	closeOnce  sync.Once
 }
 
 // New builds the admin server.
@@ -47,15 +92,48 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux()}
+	reg := opts.Registerer
+	if reg == nil {
+		if r, ok := opts.Gatherer.(prometheus.Registerer); ok {
+			reg = r
+		} else {
+			reg = prometheus.NewRegistry() // metrics kept, not exported
+		}
+	}
+	if opts.Gatherer == nil {
+		opts.Gatherer = prometheus.NewRegistry()
+	}
+	m := newMetrics(reg)
+	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux(), metrics: m, token: sha256.Sum256([]byte(opts.Token))}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
+	s.jobs = &jobs{ctrl: opts.Controller, log: s.log, metrics: m, now: time.Now,
+		timeout: or(opts.ResyncTimeout, DefaultResyncTimeout), maxRunning: or(opts.MaxRunning, DefaultMaxRunning),
+		maxFinished: or(opts.MaxFinished, DefaultMaxFinished), byID: map[string]*Resync{}}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /v1/status", s.status)
+	s.mux.HandleFunc("POST /v1/resync", s.authorized(s.resync))
+	s.mux.HandleFunc("GET /v1/resync", s.authorized(s.resyncList))
+	s.mux.HandleFunc("GET /v1/resync/{id}", s.authorized(s.resyncGet))
+	s.mux.HandleFunc("GET /v1/diff", s.authorized(s.diff))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)})
+	})
+	s.handler = m.instrument(s.mux)
 	return s
 }
 
-// Handler returns the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func or[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Handler returns the server's HTTP handler. Without Run, token-less
+// mutating calls are refused (the listener is not known to be loopback).
+func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !s.opts.Controller.Ready() {
@@ -65,18 +143,58 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, "ready")
 }
 
+// authorized guards an endpoint with the admin token (see the package doc).
+func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.opts.Token == "" {
+			if !s.loopback.Load() {
+				writeError(w, http.StatusForbidden, ErrorResponse{Error: "no admin token is configured and the admin listener is not loopback-only: configure admin.token_file to use this endpoint"})
+				return
+			}
+			next(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		// Compare fixed-size digests: constant time, and no length leak.
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.token[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gwsync"`)
+			msg := "missing admin token: send Authorization: Bearer <token>"
+			if ok {
+				msg = "invalid admin token"
+			}
+			writeError(w, http.StatusUnauthorized, ErrorResponse{Error: msg})
+			return
+		}
+		next(w, r)
+	}
+}
+
 // Run listens on the configured address until ctx ends, then shuts down
-// gracefully. ready, if not nil, receives the bound address.
+// gracefully: it stops accepting requests, cancels running resyncs and
+// waits for them. ready, if not nil, receives the bound address.
 func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
+	defer s.closeOnce.Do(s.cancelBase)
 	ln, err := net.Listen("tcp", s.opts.Address)
 	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
-	if ready != nil {
-		ready(ln.Addr().String())
+	bound := ln.Addr().String()
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		s.loopback.Store(true)
 	}
-	s.opts.Logger.Info("admin API listening", "address", ln.Addr().String())
+	if s.opts.Token == "" {
+		if s.loopback.Load() {
+			s.log.Warn("no admin token configured: resync and diff are open to every local user of this host", "address", bound)
+		} else {
+			s.log.Warn("no admin token configured and the listener is not loopback: resync and diff are refused", "address", bound)
+		}
+	}
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	if ready != nil {
+		ready(bound)
+	}
+	s.log.Info("admin API listening", "address", bound)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -86,7 +204,12 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err = srv.Shutdown(sctx)
+	s.closeOnce.Do(s.cancelBase)
+	if werr := s.jobs.wait(sctx); werr != nil {
+		s.log.Warn("resyncs still running at shutdown", "error", werr)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("admin server shutdown: %w", err)
 	}
 	return nil

@@ -77,14 +77,20 @@ const DefaultKVPrefix = "gwsync/"
 // MarkerVersion is the format version of Marker.
 const MarkerVersion = 1
 
-// Marker records the last complete sync of a gateway. The syncer writes it
-// after a full sync completes, and at most every marker interval while
-// nothing changes, so a steady state costs one Raft write per interval.
+// Marker records the last complete sync of a gateway.
+//
+// Its presence says the cluster holds a complete mirror: only a complete
+// sync creates it, and a cluster that restarted empty has none. CheckedAt
+// says a live controller still maintains it: a full cycle refreshes it (at
+// most every marker interval, so a steady state costs one Raft write per
+// interval) even when the public side fails, as long as the marker is still
+// there, because during a public outage the mirror is the best data there is.
 type Marker struct {
 	Version    int       `json:"version"`
 	Gateway    string    `json:"gateway"`
 	Generation uint64    `json:"generation"`
 	SyncedAt   time.Time `json:"synced_at"`
+	CheckedAt  time.Time `json:"checked_at"`
 	Services   int       `json:"services"`
 	Instances  int       `json:"instances"`
 }
@@ -107,5 +113,14 @@ func DecodeMarker(b []byte) (Marker, error) {
 	return m, nil
 }
 
-// Age is how long ago the marker's sync completed, as seen at now.
-func (m Marker) Age(now time.Time) time.Duration { return now.Sub(m.SyncedAt) }
+// FreshAt is when a controller last vouched for the mirror: CheckedAt, or
+// SyncedAt for a marker written without it.
+func (m Marker) FreshAt() time.Time {
+	if m.CheckedAt.After(m.SyncedAt) {
+		return m.CheckedAt
+	}
+	return m.SyncedAt
+}
+
+// Age is how long ago a controller last vouched for the mirror, at now.
+func (m Marker) Age(now time.Time) time.Duration { return now.Sub(m.FreshAt()) }

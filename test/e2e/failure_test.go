@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gwsync/gwsync/syncer"
+	"github.com/gwsync/gwsync/syncer/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -135,4 +136,69 @@ func TestFailure_DedicatedRestartedEmpty(t *testing.T) {
 	if kv, _, err := g1.Client(t).KV().Get("gwsync/gateways/gw1/sync", nil); err != nil || kv == nil {
 		t.Fatalf("marker not rewritten after refill: %v", err)
 	}
+}
+
+// TestFailure_MarkerDuringOutage: while the public side is down the
+// controller keeps vouching for the mirror (CheckedAt advances, SyncedAt
+// stays), but a dedicated cluster that restarts empty during the outage
+// never gets a marker back without a complete sync.
+func TestFailure_MarkerDuringOutage(t *testing.T) {
+	fed := harness.StartFederation(t, "dc1")
+	dc1 := fed.Server("dc1")
+	g1 := harness.StartServer(t, "gw1")
+	dc1.Register(t, inst("n1", "web", "web-1", 80))
+	s := setup{publicAddr: dc1.HTTPAddr(), include: []string{"web"}, gateways: []gw{{"gw1", "dc1", g1}},
+		extra: "mirror {\n  marker_interval = \"100ms\"\n}\n"}
+	c, _ := s.controller(t)
+	cycle(t, c, "gw1")
+	first := readMarker(t, g1)
+	if first == nil || !first.CheckedAt.Equal(first.SyncedAt) {
+		t.Fatalf("marker after the first sync: %+v", first)
+	}
+
+	dc1.Stop(t)
+	harness.Eventually(t, waitTimeout, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		_, _ = c.Sync(ctx, syncer.Request{Gateway: "gw1"}) // fails: public down
+		m := readMarker(t, g1)
+		switch {
+		case m == nil:
+			return fmt.Errorf("marker gone")
+		case !m.SyncedAt.Equal(first.SyncedAt) || m.Generation != first.Generation:
+			t.Fatalf("a failed cycle rewrote the sync itself: %+v (was %+v)", m, first)
+		case !m.CheckedAt.After(first.CheckedAt):
+			return fmt.Errorf("checked_at not refreshed yet: %v", m.CheckedAt)
+		}
+		return nil
+	})
+
+	g1.Restart(t)
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		_, err := c.Sync(ctx, syncer.Request{Gateway: "gw1"})
+		cancel()
+		if err == nil {
+			t.Fatalf("cycle %d succeeded with the public cluster down", i)
+		}
+		if m := readMarker(t, g1); m != nil {
+			t.Fatalf("an empty restarted cluster got a marker back without a complete sync: %+v", m)
+		}
+	}
+}
+
+func readMarker(t *testing.T, srv *harness.Server) *mirror.Marker {
+	t.Helper()
+	kv, _, err := srv.Client(t).KV().Get(mirror.MarkerKey("gwsync/", "gw1"), nil)
+	if err != nil {
+		t.Fatalf("read marker: %v", err)
+	}
+	if kv == nil {
+		return nil
+	}
+	m, err := mirror.DecodeMarker(kv.Value)
+	if err != nil {
+		t.Fatalf("decode marker: %v", err)
+	}
+	return &m
 }

@@ -1,0 +1,106 @@
+package admin
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Endpoints as metric labels: a fixed set, so a client probing random paths
+// cannot create series.
+const (
+	epMetrics     = "metrics"
+	epHealthz     = "healthz"
+	epReadyz      = "readyz"
+	epStatus      = "status"
+	epResync      = "resync"
+	epResyncGet   = "resync_get"
+	epResyncList  = "resync_list"
+	epDiff        = "diff"
+	epUnmatched   = "other"
+	codeClassNone = "0"
+)
+
+// endpoints maps a ServeMux pattern to its endpoint label.
+var endpoints = map[string]string{
+	"GET /metrics":        epMetrics,
+	"GET /healthz":        epHealthz,
+	"GET /readyz":         epReadyz,
+	"GET /v1/status":      epStatus,
+	"POST /v1/resync":     epResync,
+	"GET /v1/resync":      epResyncList,
+	"GET /v1/resync/{id}": epResyncGet,
+	"GET /v1/diff":        epDiff,
+}
+
+// metrics are the admin API's own metrics.
+type metrics struct {
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	resyncs        *prometheus.CounterVec
+	resyncsRunning prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	name := func(n string) string { return prometheus.BuildFQName("gwsync", "admin", n) }
+	return &metrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{Name: name("requests_total"),
+			Help: "Admin API requests by endpoint (metrics|healthz|readyz|status|resync|resync_get|resync_list|diff|other) and HTTP status code."},
+			[]string{"endpoint", "code"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{Name: name("request_duration_seconds"),
+			Help:    "Admin API request duration by endpoint (a diff runs a dry-run reconcile: seconds, not milliseconds).",
+			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 30, 60}},
+			[]string{"endpoint"}),
+		resyncs: f.NewCounterVec(prometheus.CounterOpts{Name: name("resyncs_total"),
+			Help: "Finished forced resyncs by scope (all|gateway|service), force (true|false) and state (succeeded|failed)."},
+			[]string{"scope", "force", "state"}),
+		resyncsRunning: f.NewGauge(prometheus.GaugeOpts{Name: name("resyncs_in_progress"),
+			Help: "Forced resyncs accepted and not finished yet."}),
+	}
+}
+
+// instrument counts and times every request by its matched route.
+func (m *metrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		ep, ok := endpoints[r.Pattern] // ServeMux sets Pattern on the request it routes
+		if !ok {
+			ep = epUnmatched
+		}
+		code := codeClassNone
+		if rec.code != 0 {
+			code = strconv.Itoa(rec.code)
+		}
+		m.requests.WithLabelValues(ep, code).Inc()
+		m.duration.WithLabelValues(ep).Observe(time.Since(start).Seconds())
+	})
+}
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
