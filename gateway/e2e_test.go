@@ -266,3 +266,28 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 	t.Fatalf("no series %s%v", name, labels)
 	return 0
 }
+
+// A marker that stops being refreshed (the syncer died, the cluster is
+// fine) goes stale by the clock alone, without any KV change: the resolver
+// falls back, and comes back when a fresh marker arrives.
+func TestResolver_MarkerGoesStale(t *testing.T) {
+	e, r, url, _ := webEnv(t, func(o *gateway.Options) { o.MaxMarkerAge = 3 * time.Second })
+	tr := startTraffic(t, url)
+	harness.Eventually(t, 15*time.Second, func() error {
+		if s := r.Status(); s.LocalUsable || tr.lastSource() != "public" {
+			return fmt.Errorf("local usable %v (%s), last answer from %q", s.LocalUsable, s.LocalReason, tr.lastSource())
+		}
+		return nil
+	})
+	if s := r.Status(); !strings.Contains(s.LocalReason, "older than 3s") || s.LocalBreaker != "closed" {
+		t.Errorf("status %+v; want a stale marker with a closed breaker", s)
+	}
+	e.writeMarker(t)
+	harness.Eventually(t, 10*time.Second, func() error {
+		if tr.lastSource() != "local" {
+			return fmt.Errorf("last answer from %q", tr.lastSource())
+		}
+		return nil
+	})
+	tr.requireNoFailures(t)
+}
