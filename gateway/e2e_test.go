@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gwsync/gwsync/gateway"
+	"github.com/gwsync/gwsync/syncer/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -282,7 +283,11 @@ func TestResolver_MarkerGoesStale(t *testing.T) {
 	if s := r.Status(); !strings.Contains(s.LocalReason, "older than 3s") || s.LocalBreaker != "closed" {
 		t.Errorf("status %+v; want a stale marker with a closed breaker", s)
 	}
-	e.writeMarker(t)
+	// A controller's heartbeat (checked_at) vouches for the mirror even
+	// though its last complete sync (synced_at) is old.
+	old := time.Now().Add(-time.Hour).UTC()
+	m := mirror.Marker{Version: mirror.MarkerVersion, Gateway: gatewayName, Generation: 99, SyncedAt: old, CheckedAt: time.Now().UTC()}
+	e.putKV(t, mirror.MarkerKey(mirror.DefaultKVPrefix, gatewayName), m.Encode())
 	harness.Eventually(t, 10*time.Second, func() error {
 		if tr.lastSource() != "local" {
 			return fmt.Errorf("last answer from %q", tr.lastSource())

@@ -16,7 +16,7 @@ type markerInfo struct {
 	known    bool // read at least once
 	present  bool // present and decodable
 	problem  string
-	syncedAt time.Time
+	syncedAt time.Time // mirror.Marker.FreshAt
 }
 
 // localState says whether watchers should read the local cluster. Each
@@ -72,7 +72,10 @@ func (r *Resolver) setMarker(pair *api.KVPair) {
 	} else if mk.Gateway != "" && mk.Gateway != r.opts.Gateway {
 		m.problem = "sync marker of another gateway"
 	} else {
-		m.present, m.syncedAt = true, mk.SyncedAt
+		// FreshAt: the last time a live controller vouched for the mirror
+		// (its heartbeat keeps a complete mirror fresh while the public
+		// side fails, when SyncedAt alone would age).
+		m.present, m.syncedAt = true, mk.FreshAt()
 	}
 	r.stateMu.Lock()
 	r.marker = m
