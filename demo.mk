@@ -1,0 +1,14 @@
+# One-command demo (included by the Makefile). Needs only Go: Consul is
+# built into bin/ by the consul target when missing (about 5 minutes cold).
+#
+#   make demo       run the demo: 2-DC public Consul, two dedicated clusters,
+#                   sample backends, gwsync run, the reference gateway; kill
+#                   and restart a dedicated cluster. Leaves no process behind.
+#   make test-demo  the demo's smoke test alone (it also runs in `go test ./...`).
+.PHONY: demo test-demo
+
+demo: build $(CONSUL)
+	$(GO) run ./test/demo -gwsync $(GWSYNC) -consul $(CONSUL) -workdir $(CURDIR)/.demo
+
+test-demo: $(CONSUL)
+	$(GO) test -count=1 -run '^TestDemo$$' ./test/demo/

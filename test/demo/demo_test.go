@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gwsync/gwsync/test/harness"
+)
+
+// demoTimeout bounds the whole demo; it takes about 15s warm.
+const demoTimeout = 5 * time.Minute
+
+// buildGwsync builds the gwsync binary the demo runs.
+func buildGwsync(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out := filepath.Join(t.TempDir(), "gwsync")
+	cmd := exec.Command(goBin, "build", "-o", out, "github.com/gwsync/gwsync/cmd/gwsync")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build gwsync: %v\n%s", err, b)
+	}
+	return out
+}
+
+// TestDemo is the demo's smoke test: it runs the whole demo against real
+// Consul and real gwsync processes, checks what the demo printed, in order,
+// and that no process it started is left.
+func TestDemo(t *testing.T) {
+	o := options{gwsync: buildGwsync(t), consul: harness.ConsulBin(t), workdir: t.TempDir()}
+	var mu sync.Mutex
+	pids := map[int]string{}
+	o.started = func(name string, pid int) {
+		mu.Lock()
+		pids[pid] = name
+		mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), demoTimeout)
+	defer cancel()
+	var out bytes.Buffer
+	start := time.Now()
+	err := run(ctx, o, &out)
+	t.Logf("demo took %s; output:\n%s", time.Since(start).Round(time.Millisecond), out.String())
+	if err != nil {
+		logs, _ := filepath.Glob(filepath.Join(o.workdir, "logs", "gwsync-*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			t.Logf("%s:\n%s", filepath.Base(l), b)
+		}
+		t.Fatalf("demo failed: %v", err)
+	}
+	got := out.String()
+	// Each pattern must match, after the previous one.
+	steps := []string{
+		`dc1\s+public\s+http://127\.0\.0\.1:\d+`,
+		`edge-b\s+dedicated\s+http://127\.0\.0\.1:\d+`,
+		`api-1\s+service api\s+in dc2`,
+		`ready \(every gateway completed its first full sync\)`,
+		`(?m)^\s+GATEWAY\s+SOURCE DC\s+SYNCED\s+GENERATION\s+SERVICES\s+INSTANCES\s+DELETES HELD\s+LAST SUCCESS\s+LAST ERROR$`,
+		`(?m)^\s+edge-a\s+dc1\s+yes\s+1\s+2\s+3\s+0\s+\S+( ago| now)\s+-$`,
+		`(?m)^\s+edge-b\s+dc2\s+yes\s+1\s+2\s+2\s+0\s+\S+( ago| now)\s+-$`,
+		`GET /web/\s+-> 200 "hello from web-[12] \(dc1\)"  X-Gwsync-Source: local`,
+		`GET /api/\s+-> 200 "hello from api-1 \(dc2\)"  X-Gwsync-Source: local`,
+		`killing edge-a's dedicated Consul`,
+		`source switched to the public cluster after \d+ requests, 0 of them failed`,
+		`GET /web/\s+-> 200 "hello from web-[12] \(dc1\)"  X-Gwsync-Source: public`,
+		`GET /api/\s+-> 200 "hello from api-1 \(dc2\)"  X-Gwsync-Source: public`,
+		`edge-a: failed: 0 adds, 0 updates, 0 deletes\n\s+error: read dedicated cluster: .*connection refused`,
+		`\(exit status 1\)`,
+		`restarting edge-a's dedicated Consul`,
+		`edge-a: succeeded: 3 adds, 0 updates, 0 deletes`,
+		`resync [0-9a-f]{12} succeeded`,
+		`the gateway reads its refilled dedicated cluster again`,
+		`GET /web/\s+-> 200 "hello from web-[12] \(dc1\)"  X-Gwsync-Source: local`,
+		`(?m)^\s+edge-a\s+dc1\s+yes\s+2\s+2\s+3\s+0\s+`,
+		`demo finished`,
+		`all stopped`,
+	}
+	rest := got
+	for _, s := range steps {
+		loc := regexp.MustCompile(s).FindStringIndex(rest)
+		if loc == nil {
+			t.Fatalf("demo output lacks %q after the previous steps; remaining output:\n%s", s, rest)
+		}
+		rest = rest[loc[1]:]
+	}
+	if strings.Contains(got, "\r") {
+		t.Fatal("progress bar drawn on a non-terminal")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(pids) < 7 { // 4 Consul servers, 1 restart, controller, gateway
+		t.Fatalf("demo reported %d processes: %v", len(pids), pids)
+	}
+	for pid, name := range pids {
+		if alive(pid) {
+			t.Errorf("%s (pid %d) still running after the demo", name, pid)
+		}
+	}
+}

@@ -1,0 +1,11 @@
+package main
+
+import "syscall"
+
+// procAttr puts a child in its own process group (so the demo, not the
+// terminal's Ctrl-C, decides when it stops, and a kill reaches everything
+// it started) and makes the kernel kill it if the demo itself dies without
+// cleaning up (SIGKILL, a crash).
+func procAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
