@@ -7,8 +7,14 @@
 #   make test-demo  the demo's smoke test alone (it also runs in `go test ./...`).
 .PHONY: demo test-demo
 
+# Included before the Makefile's first target: keep this file's targets from
+# becoming the default goal.
+demo_mk_default_goal := $(.DEFAULT_GOAL)
+
 demo: build $(CONSUL)
 	$(GO) run ./test/demo -gwsync $(GWSYNC) -consul $(CONSUL) -workdir $(CURDIR)/.demo
 
 test-demo: $(CONSUL)
 	$(GO) test -count=1 -run '^TestDemo$$' ./test/demo/
+
+.DEFAULT_GOAL := $(demo_mk_default_goal)
