@@ -1,0 +1,255 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/gwsync/gwsync/test/harness"
+)
+
+// waitTimeout bounds every wait on a process or Consul in these tests.
+const waitTimeout = 60 * time.Second
+
+// TestMetrics_UsedNamesAreExported starts a real public Consul and a
+// dedicated one, runs the real `gwsync run` against them, makes it sync a
+// service, and checks every metric name the alert rules and the dashboard
+// use against the controller's /metrics. Resolver names (gwsync_resolver_*)
+// are checked against the reference gateway's /metrics.
+func TestMetrics_UsedNamesAreExported(t *testing.T) {
+	used := usedMetrics(t)
+	controllerNames, resolverNames := map[string][]string{}, map[string][]string{}
+	for name, where := range used {
+		if strings.HasPrefix(name, "gwsync_resolver_") {
+			resolverNames[name] = where
+		} else {
+			controllerNames[name] = where
+		}
+	}
+
+	fed := harness.StartFederation(t, "dc1")
+	dc1 := fed.Server("dc1")
+	edge := harness.StartServer(t, "edge")
+	// Eight instances on eight nodes; removing six of them later is a mass
+	// delete the guard holds, so the delete-guard series appear too.
+	const instances, removed = 8, 6
+	for i := range instances {
+		dc1.Register(t, harness.Instance{Node: fmt.Sprintf("web-%02d", i), Address: fmt.Sprintf("10.0.0.%d", i+1), Service: "web", Port: 8080})
+	}
+
+	dir := t.TempDir()
+	admin := freeAddr(t)
+	writeFile(t, filepath.Join(dir, "admin.token"), "admin-secret\n")
+	cfgPath := filepath.Join(dir, "gwsync.hcl")
+	writeFile(t, cfgPath, fmt.Sprintf(`
+public {
+  address = %q
+}
+services {
+  include = ["web"]
+}
+gateway "edge" {
+  source_datacenter = "dc1"
+  schedule          = "@every 1s"
+  dedicated {
+    address = %q
+  }
+}
+admin {
+  address    = %q
+  token_file = "admin.token"
+}
+`, dc1.HTTPAddr(), edge.HTTPAddr(), admin))
+	ctrl := startProcess(t, "gwsync run", gwsyncBin, "run", "-config", cfgPath, "-log-level", "debug")
+
+	ctrl.waitFor(t, func() error {
+		families, err := scrape("http://" + admin + "/metrics")
+		if err != nil {
+			return err
+		}
+		if got := gaugeValue(families["gwsync_mirrored_instances"], "gateway", "edge"); got != instances {
+			return fmt.Errorf("gwsync_mirrored_instances{gateway=\"edge\"} = %v, want %d", got, instances)
+		}
+		return nil
+	})
+	for i := range removed {
+		dc1.DeregisterNode(t, fmt.Sprintf("web-%02d", i))
+	}
+
+	// Poll until the controller exports every used name; on timeout the
+	// error lists the names still missing.
+	ctrl.waitFor(t, func() error {
+		families, err := scrape("http://" + admin + "/metrics")
+		if err != nil {
+			return err
+		}
+		if missing := missingNames(controllerNames, families); len(missing) > 0 {
+			return fmt.Errorf("the controller's /metrics does not export:\n  %s", strings.Join(missing, "\n  "))
+		}
+		return nil
+	})
+
+	t.Run("resolver", func(t *testing.T) {
+		gw, gwAddr := startReferenceGateway(t, dir, edge.HTTPAddr(), dc1.HTTPAddr())
+		gw.waitFor(t, func() error {
+			// A request through the gateway makes the resolver look web up.
+			if resp, err := http.Get("http://" + gwAddr + "/web/"); err == nil {
+				resp.Body.Close()
+			}
+			families, err := scrape("http://" + gwAddr + "/metrics")
+			if err != nil {
+				return err
+			}
+			if missing := missingNames(resolverNames, families); len(missing) > 0 {
+				return fmt.Errorf("the reference gateway's /metrics does not export:\n  %s", strings.Join(missing, "\n  "))
+			}
+			return nil
+		})
+	})
+}
+
+// startReferenceGateway runs `gwsync gateway` in front of the dedicated
+// cluster (falling back to the public one) and returns its address.
+func startReferenceGateway(t *testing.T, dir, local, public string) (*process, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	cfgPath := filepath.Join(dir, "gateway.hcl")
+	writeFile(t, cfgPath, fmt.Sprintf(`
+listen            = %q
+gateway           = "edge"
+source_datacenter = "dc1"
+local {
+  address = %q
+}
+public {
+  address = %q
+}
+`, addr, local, public))
+	return startProcess(t, "gwsync gateway", gwsyncBin, "gateway", "-config", cfgPath), addr
+}
+
+// gaugeValue is the value of the gauge in f whose label has value v (-1 if
+// there is none).
+func gaugeValue(f *dto.MetricFamily, label, v string) float64 {
+	for _, m := range f.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label && l.GetValue() == v {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+// scrape fetches and parses a Prometheus text exposition.
+func scrape(url string) (map[string]*dto.MetricFamily, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain; version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(resp.Body)
+}
+
+// process is a command running until its test ends.
+type process struct {
+	what string
+	out  lockedBuffer
+	done chan struct{}
+	err  error
+}
+
+// startProcess runs a command until the test ends; its output is logged if
+// the test fails.
+func startProcess(t *testing.T, what, bin string, args ...string) *process {
+	t.Helper()
+	p := &process{what: what, done: make(chan struct{})}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", what, err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s output:\n%s", what, p.out.String())
+		}
+	})
+	return p
+}
+
+// waitFor polls cond until it returns nil; it fails the test with cond's
+// last error after waitTimeout, or at once if the process exits.
+func (p *process) waitFor(t *testing.T, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited (%v) while waiting: %v", p.what, p.err, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %v", waitTimeout, err)
+		}
+		time.Sleep(harness.PollInterval)
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
