@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -46,6 +48,8 @@ func TestDemo(t *testing.T) {
 		pids[pid] = name
 		mu.Unlock()
 	}
+	scrapes := map[string][]byte{}
+	o.scraped = func(name string, b []byte) { scrapes[name] = b }
 	ctx, cancel := context.WithTimeout(context.Background(), demoTimeout)
 	defer cancel()
 	var out bytes.Buffer
@@ -84,6 +88,9 @@ func TestDemo(t *testing.T) {
 		`the gateway reads its refilled dedicated cluster again`,
 		`GET /web/\s+-> 200 "hello from web-[12] \(dc1\)"  X-Gwsync-Source: local`,
 		`(?m)^\s+edge-a\s+dc1\s+yes\s+2\s+2\s+3\s+0\s+`,
+		`gateway\s+gwsync_resolver_lookups_total\{result="ok",source="local"\} [1-9]`,
+		`gateway\s+gwsync_resolver_lookups_total\{result="ok",source="public"\} [1-9]`,
+		`controller gwsync_mirrored_instances\{gateway="edge-a"\} 3`,
 		`demo finished`,
 		`all stopped`,
 	}
@@ -94,6 +101,21 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("demo output lacks %q after the previous steps; remaining output:\n%s", s, rest)
 		}
 		rest = rest[loc[1]:]
+	}
+	// The resolver's and the controller's expositions pass the metrics
+	// linter (the one promtool check metrics runs).
+	for _, name := range []string{"gateway", "controller"} {
+		b := scrapes[name]
+		if len(b) == 0 {
+			t.Fatalf("no %s scrape", name)
+		}
+		problems, err := promlint.New(bytes.NewReader(b)).Lint()
+		if err != nil {
+			t.Fatalf("lint %s metrics: %v", name, err)
+		}
+		for _, p := range problems {
+			t.Errorf("promlint %s: %s: %s", name, p.Metric, p.Text)
+		}
 	}
 	if strings.Contains(got, "\r") {
 		t.Fatal("progress bar drawn on a non-terminal")

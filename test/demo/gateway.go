@@ -84,9 +84,10 @@ func (d *demo) startGateway() error {
 		return err
 	}
 	d.gw = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	d.gwMetrics = fmt.Sprintf("127.0.0.1:%d", ports[1])
 	d.say("starting the reference gateway for edge-a: gwsync gateway -gateway edge-a -listen %s", d.gw)
 	p, err := d.ps.start("gwsync-gateway", d.gwsync, "gateway", "-config", d.cfgPath, "-gateway", "edge-a",
-		"-listen", d.gw, "-metrics-listen", fmt.Sprintf("127.0.0.1:%d", ports[1]))
+		"-listen", d.gw, "-metrics-listen", d.gwMetrics)
 	if err != nil {
 		return err
 	}
@@ -143,4 +144,33 @@ func (d *demo) restartDedicated() error {
 		return err
 	}
 	return d.showStatus()
+}
+
+// showMetrics prints a few series from the gateway's and the controller's
+// /metrics: where the gateway's answers came from, and what the mirrors hold.
+func (d *demo) showMetrics() error {
+	d.say("metrics (GET /metrics): the gateway's lookups by source, the controller's mirrors")
+	for _, m := range []struct{ name, addr, prefix string }{
+		{"gateway", d.gwMetrics, "gwsync_resolver_lookups_total{"},
+		{"controller", d.admin, "gwsync_mirrored_instances{"},
+	} {
+		resp, err := d.client.Get("http://" + m.addr + "/metrics")
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if d.scraped != nil {
+			d.scraped(m.name, b)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, m.prefix) && !strings.HasSuffix(l, " 0") {
+				d.line("%-10s %s", m.name, l)
+			}
+		}
+	}
+	return nil
 }

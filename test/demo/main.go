@@ -32,6 +32,9 @@ type options struct {
 	workdir string // config and logs go here
 	// started, if set, is told about every process the demo starts.
 	started func(name string, pid int)
+	// scraped, if set, receives each /metrics exposition the demo reads
+	// ("gateway", "controller").
+	scraped func(name string, exposition []byte)
 }
 
 func main() {
@@ -73,7 +76,9 @@ type demo struct {
 	cfgPath string
 	admin   string
 	gw      string
-	client  *http.Client
+	// gwMetrics is the reference gateway's metrics listener.
+	gwMetrics string
+	client    *http.Client
 }
 
 func run(ctx context.Context, o options, out io.Writer) (err error) {
@@ -100,7 +105,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		d.line("all stopped; logs are in %s", logDir)
 	}()
 	steps := []func() error{d.startConsul, d.startBackends, d.startController, d.showStatus, d.startGateway,
-		d.killDedicated, d.restartDedicated}
+		d.killDedicated, d.restartDedicated, d.showMetrics}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			if ctx.Err() != nil {

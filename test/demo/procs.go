@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hashicorp/consul/sdk/freeport"
 )
 
 // stopGrace is how long a process gets to stop after SIGTERM before the
@@ -133,25 +134,16 @@ func (p *proc) tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// freePorts returns n distinct free loopback TCP ports. All listeners stay
-// open until every port is chosen, so no port is handed out twice.
+// freePorts returns n distinct free loopback TCP ports from sdk/freeport's
+// reserved blocks: outside the ephemeral range (so an outgoing connection
+// cannot take one before its server binds it) and never handed to another
+// process using freeport, such as concurrently running Consul tests.
 func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	out := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-		lns = append(lns, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	ports, err := freeport.Take(n)
+	if err != nil {
+		return nil, fmt.Errorf("free ports: %w", err)
 	}
-	return out, nil
+	return ports, nil
 }
 
 // poll calls cond every pollInterval until it returns nil, the timeout
