@@ -1,0 +1,297 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envMap(m map[string]string) LookupEnv {
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}
+
+func TestLoad_Full(t *testing.T) {
+	cfg, err := Load(filepath.Join("testdata", "full.hcl"), envMap(map[string]string{"EDGE_GZ_TOKEN": " gz-secret\n"}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := &Config{
+		Public: Public{
+			Cluster:          Cluster{Address: "127.0.0.1:8500", Scheme: "http", Token: "public-secret", Timeout: 5 * time.Second},
+			AllowStale:       true,
+			MaxInFlightPerDC: 8,
+			MaxConnsPerHost:  32,
+		},
+		Query:    Query{Manage: true, Prefix: "gwsync-", OnlyPassing: true, NearestN: 3, Datacenters: []string{"dc2", "dc3"}, ShareWindow: 3 * time.Second},
+		Services: Services{Include: []string{"*"}, Exclude: []string{"consul", "internal-*"}, Tags: []string{"public"}},
+		Safety:   Safety{MaxDeleteFraction: 0.25, DeleteGuardMin: 10},
+		Mirror:   Mirror{NodePrefix: "gws-", KVPrefix: "gwsync/", MarkerInterval: 30 * time.Second, ReadConcurrency: 8},
+		Gateways: []Gateway{
+			{Name: "edge-bj", SourceDatacenter: "dc1", Schedule: "@every 15s", Dedicated: Cluster{Address: "127.0.0.1:9500", Scheme: "http", Token: "edge-bj-secret", Timeout: 2 * time.Second}},
+			{Name: "edge-sh", SourceDatacenter: "dc2", Schedule: "*/1 * * * *", Dedicated: Cluster{Address: "127.0.0.1:9501", Scheme: "https", Token: "inline-edge-sh", Timeout: DefaultTimeout,
+				TLS: TLS{Enabled: true, ServerName: "consul.edge-sh"}}},
+			{Name: "edge-gz", SourceDatacenter: "dc1", Schedule: DefaultSchedule, Dedicated: Cluster{Address: "127.0.0.1:9502", Scheme: "http", Token: "gz-secret", Timeout: DefaultTimeout}},
+		},
+		Admin: Admin{Address: "127.0.0.1:9310", Token: "admin-secret"},
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("config\n got %+v\nwant %+v", cfg, want)
+	}
+	if g, ok := cfg.Gateway("edge-sh"); !ok || g.SourceDatacenter != "dc2" {
+		t.Errorf("Gateway(edge-sh) = %+v, %v", g, ok)
+	}
+	if _, ok := cfg.Gateway("nope"); ok {
+		t.Error("Gateway(nope) found")
+	}
+	if got := cfg.SourceDatacenters(); !reflect.DeepEqual(got, []string{"dc1", "dc2"}) {
+		t.Errorf("SourceDatacenters() = %v, want [dc1 dc2]", got)
+	}
+	if got := cfg.Query.Name("web"); got != "gwsync-web" {
+		t.Errorf("Query.Name(web) = %q", got)
+	}
+}
+
+func TestLoad_MissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "absent.hcl"), nil)
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Load of a missing file: %v, want an error wrapping os.ErrNotExist", err)
+	}
+}
+
+// Every named default applies when its key (or its whole block) is absent.
+func TestLoad_Defaults(t *testing.T) {
+	cfg, err := Load(filepath.Join("testdata", "minimal.hcl"), nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{name: "public scheme", got: cfg.Public.Scheme, want: "http"},
+		{name: "public token", got: cfg.Public.Token, want: ""},
+		{name: "public timeout", got: cfg.Public.Timeout, want: DefaultTimeout},
+		{name: "public allow_stale", got: cfg.Public.AllowStale, want: true},
+		{name: "public max_in_flight_per_dc", got: cfg.Public.MaxInFlightPerDC, want: DefaultMaxInFlightPerDC},
+		{name: "public max_conns_per_host", got: cfg.Public.MaxConnsPerHost, want: DefaultMaxConnsPerHost},
+		{name: "public tls", got: cfg.Public.TLS, want: TLS{}},
+		{name: "query manage", got: cfg.Query.Manage, want: true},
+		{name: "query prefix", got: cfg.Query.Prefix, want: DefaultQueryPrefix},
+		{name: "query only_passing", got: cfg.Query.OnlyPassing, want: true},
+		{name: "query nearest_n", got: cfg.Query.NearestN, want: DefaultNearestN},
+		{name: "query datacenters", got: cfg.Query.Datacenters, want: []string(nil)},
+		{name: "query share_window", got: cfg.Query.ShareWindow, want: DefaultShareWindow},
+		{name: "services include", got: cfg.Services.Include, want: []string{"*"}},
+		{name: "services exclude", got: cfg.Services.Exclude, want: []string{"consul"}},
+		{name: "services tags", got: cfg.Services.Tags, want: []string(nil)},
+		{name: "safety max_delete_fraction", got: cfg.Safety.MaxDeleteFraction, want: DefaultMaxDeleteFraction},
+		{name: "safety delete_guard_min", got: cfg.Safety.DeleteGuardMin, want: DefaultDeleteGuardMin},
+		{name: "mirror node_prefix", got: cfg.Mirror.NodePrefix, want: DefaultNodePrefix},
+		{name: "mirror kv_prefix", got: cfg.Mirror.KVPrefix, want: DefaultKVPrefix},
+		{name: "mirror marker_interval", got: cfg.Mirror.MarkerInterval, want: DefaultMarkerInterval},
+		{name: "mirror read_concurrency", got: cfg.Mirror.ReadConcurrency, want: DefaultReadConcurrency},
+		{name: "gateway schedule", got: cfg.Gateways[0].Schedule, want: DefaultSchedule},
+		{name: "dedicated timeout", got: cfg.Gateways[0].Dedicated.Timeout, want: DefaultTimeout},
+		{name: "dedicated scheme", got: cfg.Gateways[0].Dedicated.Scheme, want: "http"},
+		{name: "admin address", got: cfg.Admin.Address, want: DefaultAdminAddress},
+		{name: "admin token", got: cfg.Admin.Token, want: ""},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %#v, want %#v", c.name, c.got, c.want)
+		}
+	}
+	if _, err := ParseSchedule(DefaultSchedule); err != nil {
+		t.Errorf("DefaultSchedule %q does not parse: %v", DefaultSchedule, err)
+	}
+}
+
+// Values at the edges of their ranges are accepted, and explicit empty lists
+// and a zero share window are kept rather than replaced by defaults.
+func TestParse_Boundaries(t *testing.T) {
+	src := `public {
+  address = "https://[::1]:8501"
+  max_in_flight_per_dc = 1000
+  max_conns_per_host = 190
+  allow_stale = false
+}
+query {
+  manage = false
+  share_window = "0s"
+  failover { nearest_n = 0 }
+}
+services {
+  include = ["web-*", "api"]
+  exclude = []
+}
+safety {
+  max_delete_fraction = 1
+  delete_guard_min = 0
+}
+mirror { node_prefix = "" }
+gateway "e_1" {
+  source_datacenter = "dc-1_a"
+  dedicated { address = "localhost:0" }
+}
+`
+	cfg, err := Parse([]byte(src), "b.hcl", nil)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if cfg.Public.Scheme != "https" || cfg.Public.Address != "[::1]:8501" {
+		t.Errorf("public scheme/address = %q %q, want https [::1]:8501", cfg.Public.Scheme, cfg.Public.Address)
+	}
+	if cfg.Public.MaxInFlightPerDC != 1000 || cfg.Public.MaxConnsPerHost != 190 || cfg.Public.AllowStale {
+		t.Errorf("public = %+v", cfg.Public)
+	}
+	if cfg.Query.Manage || cfg.Query.ShareWindow != 0 || cfg.Query.NearestN != 0 {
+		t.Errorf("query = %+v", cfg.Query)
+	}
+	if !reflect.DeepEqual(cfg.Services.Include, []string{"web-*", "api"}) || cfg.Services.Exclude == nil || len(cfg.Services.Exclude) != 0 {
+		t.Errorf("services = %#v: an explicit empty exclude must stay empty", cfg.Services)
+	}
+	if cfg.Safety != (Safety{MaxDeleteFraction: 1, DeleteGuardMin: 0}) {
+		t.Errorf("safety = %+v", cfg.Safety)
+	}
+	if cfg.Mirror.NodePrefix != "" {
+		t.Errorf("node_prefix = %q, want empty", cfg.Mirror.NodePrefix)
+	}
+}
+
+func TestParse_Tokens(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"secrets/pub.token": "pub-tok\n", "abs.token": "abs-tok"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := envMap(map[string]string{"DEDICATED_TOKEN": "ded-tok\n", "ADMIN_TOKEN": "adm-tok"})
+	src := `public {
+  address = "127.0.0.1:8500"
+  token_file = "secrets/pub.token"
+}
+gateway "a" {
+  source_datacenter = "dc1"
+  dedicated {
+    address = "127.0.0.1:9500"
+    token_env = "DEDICATED_TOKEN"
+  }
+}
+gateway "b" {
+  source_datacenter = "dc1"
+  dedicated {
+    address = "127.0.0.1:9501"
+    token_file = "` + filepath.Join(dir, "abs.token") + `"
+  }
+}
+gateway "c" {
+  source_datacenter = "dc1"
+  dedicated {
+    address = "127.0.0.1:9502"
+    token = "inline"
+  }
+}
+admin { token_env = "ADMIN_TOKEN" }
+`
+	// The config file lives in dir; the process's working directory is
+	// elsewhere, so a relative token_file must resolve against dir.
+	cfg, err := Parse([]byte(src), filepath.Join(dir, "gwsync.hcl"), env)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	got := []string{cfg.Public.Token, cfg.Gateways[0].Dedicated.Token, cfg.Gateways[1].Dedicated.Token, cfg.Gateways[2].Dedicated.Token, cfg.Admin.Token}
+	want := []string{"pub-tok", "ded-tok", "abs-tok", "inline", "adm-tok"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("tokens %q, want %q", got, want)
+	}
+}
+
+// The env lookup is only consulted for token_env names: the loader reads no
+// environment of its own.
+func TestParse_EnvOnlyThroughLookup(t *testing.T) {
+	var asked []string
+	env := func(name string) (string, bool) {
+		asked = append(asked, name)
+		return "v", true
+	}
+	t.Setenv("CONSUL_HTTP_TOKEN", "from-process-env")
+	src := pub + gw + "admin { token_env = \"ADMIN\" }\n"
+	cfg, err := Parse([]byte(src), "x.hcl", env)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if !reflect.DeepEqual(asked, []string{"ADMIN"}) {
+		t.Errorf("env lookups %q, want [ADMIN]", asked)
+	}
+	if cfg.Public.Token != "" || cfg.Gateways[0].Dedicated.Token != "" {
+		t.Errorf("tokens taken from the process environment: %q %q", cfg.Public.Token, cfg.Gateways[0].Dedicated.Token)
+	}
+}
+
+func TestParse_TLS(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"ca.pem", "client.pem", "client-key.pem"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("files resolved and https implied", func(t *testing.T) {
+		src := `public {
+  address = "127.0.0.1:8501"
+  tls {
+    ca_file = "ca.pem"
+    cert_file = "client.pem"
+    key_file = "` + filepath.Join(dir, "client-key.pem") + `"
+    server_name = "server.dc1.consul"
+    insecure_skip_verify = true
+  }
+}
+` + gw
+		cfg, err := Parse([]byte(src), filepath.Join(dir, "gwsync.hcl"), nil)
+		if err != nil {
+			t.Fatalf("Parse: %v", err)
+		}
+		want := TLS{Enabled: true, CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "client-key.pem"), ServerName: "server.dc1.consul", InsecureSkipVerify: true}
+		if cfg.Public.TLS != want || cfg.Public.Scheme != "https" {
+			t.Errorf("public scheme %q tls %+v, want https %+v", cfg.Public.Scheme, cfg.Public.TLS, want)
+		}
+		if d := cfg.Gateways[0].Dedicated; d.TLS.Enabled || d.Scheme != "http" {
+			t.Errorf("dedicated inherited TLS from public: %+v", d)
+		}
+	})
+	t.Run("every missing file reported", func(t *testing.T) {
+		src, want := at(`public {
+  address = "127.0.0.1:8501"
+  tls {
+    ca_file = «"no-ca.pem"
+    cert_file = «"no-cert.pem"
+    key_file = «"no-key.pem"
+  }
+}
+` + gw)
+		problems := problemsOf(t, dir, src, nil)
+		var got []string
+		for _, p := range problems {
+			got = append(got, strings.SplitN(p.String(), ": ", 2)[0])
+			if !strings.Contains(p.Msg, "no such file") {
+				t.Errorf("message %q", p.Msg)
+			}
+		}
+		for i := range want {
+			want[i] = filepath.Join(dir, "gwsync.hcl") + ":" + want[i]
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("problems at %v, want %v", got, want)
+		}
+	})
+}
