@@ -181,8 +181,8 @@ func (l *loader) buildGateways(raws []rawGateway, cfg *Config) {
 	}
 	names := map[string]bool{}
 	dedicated := map[string]string{}
-	for _, r := range raws {
-		step := "gateway:" + r.Name
+	for i, r := range raws {
+		step := "gateway#" + strconv.Itoa(i) // gohcl keeps the blocks' order
 		g := Gateway{Name: r.Name, SourceDatacenter: deref(r.SourceDatacenter, ""), Schedule: deref(r.Schedule, DefaultSchedule)}
 		if !gatewayNameRe.MatchString(r.Name) {
 			l.at(l.attrRange("", step), "gateway name %q: use 1-63 letters, digits, '-' or '_', starting with a letter or digit", r.Name)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -115,15 +116,31 @@ func (l *loader) at(rng hcl.Range, format string, args ...any) {
 }
 
 // path locates a block by types and labels from the file's root, e.g.
-// path("gateway:edge", "dedicated"). A missing block yields nil.
+// path("gateway:edge", "dedicated"), or by position among the blocks of its
+// type, e.g. path("gateway#1") for the second gateway block (duplicates
+// share a label). A missing block yields nil.
 func (l *loader) path(steps ...string) *hclsyntax.Block {
 	body := l.body
 	var found *hclsyntax.Block
 	for _, step := range steps {
 		typ, label, hasLabel := strings.Cut(step, ":")
+		typ, nth, hasIndex := strings.Cut(typ, "#")
+		want, _ := strconv.Atoi(nth)
 		found = nil
+		seen := 0
 		for _, b := range body.Blocks {
-			if b.Type == typ && (!hasLabel || (len(b.Labels) > 0 && b.Labels[0] == label)) {
+			if b.Type != typ {
+				continue
+			}
+			if hasIndex {
+				if seen == want {
+					found = b
+					break
+				}
+				seen++
+				continue
+			}
+			if !hasLabel || (len(b.Labels) > 0 && b.Labels[0] == label) {
 				found = b
 				break
 			}
