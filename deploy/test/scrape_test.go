@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +41,9 @@ func TestMetrics_UsedNamesAreExported(t *testing.T) {
 			controllerNames[name] = where
 		}
 	}
+	if len(controllerNames) == 0 || len(resolverNames) == 0 {
+		t.Fatalf("the rules and dashboard use no controller (%d) or no resolver (%d) metric", len(controllerNames), len(resolverNames))
+	}
 
 	fed := harness.StartFederation(t, "dc1")
 	dc1 := fed.Server("dc1")
@@ -46,8 +51,11 @@ func TestMetrics_UsedNamesAreExported(t *testing.T) {
 	// Eight instances on eight nodes; removing six of them later is a mass
 	// delete the guard holds, so the delete-guard series appear too.
 	const instances, removed = 8, 6
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "web") }))
+	t.Cleanup(backend.Close)
+	host, port := splitHostPort(t, backend.Listener.Addr().String())
 	for i := range instances {
-		dc1.Register(t, harness.Instance{Node: fmt.Sprintf("web-%02d", i), Address: fmt.Sprintf("10.0.0.%d", i+1), Service: "web", Port: 8080})
+		dc1.Register(t, harness.Instance{Node: fmt.Sprintf("web-%02d", i), Address: host, Service: "web", Port: port})
 	}
 
 	dir := t.TempDir()
@@ -103,13 +111,13 @@ admin {
 	})
 
 	t.Run("resolver", func(t *testing.T) {
-		gw, gwAddr := startReferenceGateway(t, dir, edge.HTTPAddr(), dc1.HTTPAddr())
+		gw, proxy, metrics := startReferenceGateway(t, cfgPath)
 		gw.waitFor(t, func() error {
 			// A request through the gateway makes the resolver look web up.
-			if resp, err := http.Get("http://" + gwAddr + "/web/"); err == nil {
+			if resp, err := httpClient.Get("http://" + proxy + "/web/"); err == nil {
 				resp.Body.Close()
 			}
-			families, err := scrape("http://" + gwAddr + "/metrics")
+			families, err := scrape("http://" + metrics + "/metrics")
 			if err != nil {
 				return err
 			}
@@ -121,24 +129,15 @@ admin {
 	})
 }
 
-// startReferenceGateway runs `gwsync gateway` in front of the dedicated
-// cluster (falling back to the public one) and returns its address.
-func startReferenceGateway(t *testing.T, dir, local, public string) (*process, string) {
+// startReferenceGateway runs `gwsync gateway` for gateway "edge" of the
+// controller's configuration (its dedicated cluster first, the public one
+// as fallback) and returns the process, its proxy and its metrics address.
+func startReferenceGateway(t *testing.T, cfgPath string) (p *process, proxy, metrics string) {
 	t.Helper()
-	addr := freeAddr(t)
-	cfgPath := filepath.Join(dir, "gateway.hcl")
-	writeFile(t, cfgPath, fmt.Sprintf(`
-listen            = %q
-gateway           = "edge"
-source_datacenter = "dc1"
-local {
-  address = %q
-}
-public {
-  address = %q
-}
-`, addr, local, public))
-	return startProcess(t, "gwsync gateway", gwsyncBin, "gateway", "-config", cfgPath), addr
+	proxy, metrics = freeAddr(t), freeAddr(t)
+	p = startProcess(t, "gwsync gateway", gwsyncBin, "gateway", "-config", cfgPath, "-gateway", "edge",
+		"-listen", proxy, "-metrics-listen", metrics, "-log-level", "debug")
+	return p, proxy, metrics
 }
 
 // gaugeValue is the value of the gauge in f whose label has value v (-1 if
@@ -154,6 +153,21 @@ func gaugeValue(f *dto.MetricFamily, label, v string) float64 {
 	return -1
 }
 
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+func splitHostPort(t *testing.T, addr string) (string, int) {
+	t.Helper()
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return host, port
+}
+
 // scrape fetches and parses a Prometheus text exposition.
 func scrape(url string) (map[string]*dto.MetricFamily, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -163,7 +177,7 @@ func scrape(url string) (map[string]*dto.MetricFamily, error) {
 		return nil, err
 	}
 	req.Header.Set("Accept", "text/plain; version=0.0.4")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
