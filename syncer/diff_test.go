@@ -1,0 +1,499 @@
+package syncer
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/consul/api"
+)
+
+func dNode(name, addr string) Node {
+	return Node{Name: name, Address: addr, Meta: map[string]string{"gwsync-managed": "true"}}
+}
+
+func dSvc(node, id, name string, port int) Service {
+	return Service{Node: node, ID: id, Name: name, Port: port, Weights: api.AgentWeights{Passing: 1, Warning: 1}}
+}
+
+func dState(nodes []Node, svcs ...Service) State {
+	s := NewState()
+	for _, n := range nodes {
+		s.Nodes[n.Name] = n
+	}
+	for _, v := range svcs {
+		s.Services[v.Key()] = v
+	}
+	return s
+}
+
+func dNodes(nodes ...Node) map[string]Node {
+	m := map[string]Node{}
+	for _, n := range nodes {
+		m[n.Name] = n
+	}
+	return m
+}
+
+// applyPlan executes a plan against an in-memory copy of st the way the
+// txn ops would against Consul, and fails on writes Consul would reject or
+// that a correct plan never contains.
+func applyPlan(t testing.TB, st State, p Plan) State {
+	t.Helper()
+	out := NewState()
+	for k, v := range st.Nodes {
+		out.Nodes[k] = v
+	}
+	for k, v := range st.Services {
+		out.Services[k] = v
+	}
+	for _, n := range p.NodeSets {
+		out.Nodes[n.Name] = n
+	}
+	for _, s := range p.ServiceSets {
+		if _, ok := out.Nodes[s.Node]; !ok {
+			t.Fatalf("service set %v on node %q that does not exist", s.Key(), s.Node)
+		}
+		out.Services[s.Key()] = s
+	}
+	for _, k := range p.ServiceDeletes {
+		if _, ok := out.Services[k]; !ok {
+			t.Fatalf("service delete of %v that does not exist", k)
+		}
+		delete(out.Services, k)
+	}
+	for _, n := range p.NodeDeletes {
+		if _, ok := out.Nodes[n]; !ok {
+			t.Fatalf("node delete of %q that does not exist", n)
+		}
+		delete(out.Nodes, n)
+		for k := range out.Services {
+			if k.Node == n {
+				delete(out.Services, k)
+			}
+		}
+	}
+	return out
+}
+
+func changeStrings(p Plan) []string {
+	var out []string
+	for _, c := range p.Changes {
+		out = append(out, fmt.Sprintf("%s %s %s/%s %s", c.Op, c.Kind, c.Node, c.ID, c.Reason))
+	}
+	return out
+}
+
+func TestDiff(t *testing.T) {
+	n1, n2, n3 := dNode("gws-dc1.n1", "10.0.0.1"), dNode("gws-dc1.n2", "10.0.0.2"), dNode("gws-dc1.n3", "10.0.0.3")
+	web1, web2, api3 := dSvc(n1.Name, "web-1", "web", 80), dSvc(n2.Name, "web-2", "web", 80), dSvc(n3.Name, "api-3", "api", 90)
+	tests := []struct {
+		name             string
+		in               DiffInput
+		wantChanges      []string
+		wantNodeSets     []string
+		wantServiceSets  []Key
+		wantServiceDels  []Key
+		wantNodeDels     []string
+		wantAdds, wantUp int
+		wantDel          int
+	}{
+		{
+			name:            "everything new",
+			in:              DiffInput{Actual: NewState(), Desired: map[string][]Service{"web": {web2, web1}}, DesiredNodes: dNodes(n1, n2)},
+			wantChanges:     []string{"add service gws-dc1.n1/web-1 new instance in the source answer", "add service gws-dc1.n2/web-2 new instance in the source answer", "add node gws-dc1.n1/ new node in the source answer", "add node gws-dc1.n2/ new node in the source answer"},
+			wantNodeSets:    []string{n1.Name, n2.Name},
+			wantServiceSets: []Key{web1.Key(), web2.Key()},
+			wantAdds:        2,
+		},
+		{
+			name: "nothing changed writes nothing",
+			in:   DiffInput{Actual: dState([]Node{n1, n2}, web1, web2), Desired: map[string][]Service{"web": {web1, web2}}, DesiredNodes: dNodes(n1, n2), DeleteEmptyNodes: true},
+		},
+		{
+			name: "port, tags, meta, address and weights changes are updates naming the field",
+			in: DiffInput{Actual: dState([]Node{n1, n2, n3}, web1, web2, api3), DesiredNodes: dNodes(n1, n2, n3), Desired: map[string][]Service{
+				"web": {func() Service { s := web1; s.Port, s.Tags = 81, []string{"v2"}; return s }(), func() Service { s := web2; s.Meta = map[string]string{"a": "b"}; return s }()},
+				"api": {func() Service {
+					s := api3
+					s.Address, s.Weights = "10.9.9.9", api.AgentWeights{Passing: 5, Warning: 1}
+					return s
+				}()},
+			}},
+			wantChanges: []string{
+				`update service gws-dc1.n3/api-3 changed: address "" -> "10.9.9.9", weights 1/1 -> 5/1`,
+				"update service gws-dc1.n1/web-1 changed: tags [] -> [v2], port 80 -> 81",
+				"update service gws-dc1.n2/web-2 changed: meta",
+			},
+			wantServiceSets: []Key{api3.Key(), web1.Key(), web2.Key()},
+			wantUp:          3,
+		},
+		{
+			name: "a node's address change is a node update",
+			in:   DiffInput{Actual: dState([]Node{n1}, web1), Desired: map[string][]Service{"web": {web1}}, DesiredNodes: dNodes(dNode(n1.Name, "10.1.1.1"))},
+			wantChanges: []string{
+				`update node gws-dc1.n1/ changed: address "10.0.0.1" -> "10.1.1.1"`,
+			},
+			wantNodeSets: []string{n1.Name},
+		},
+		{
+			name: "a service absent from Desired keeps its entries and its node",
+			in:   DiffInput{Actual: dState([]Node{n1, n2, n3}, web1, web2, api3), Desired: map[string][]Service{"web": {web1, web2}}, DesiredNodes: dNodes(n1, n2), DeleteEmptyNodes: true},
+		},
+		{
+			name:            "an empty desired service deletes all its instances (nodes kept without DeleteEmptyNodes)",
+			in:              DiffInput{Actual: dState([]Node{n1, n2, n3}, web1, web2, api3), Desired: map[string][]Service{"web": {}}, Reasons: map[string]string{"web": "gone everywhere"}},
+			wantChanges:     []string{"delete service gws-dc1.n1/web-1 gone everywhere", "delete service gws-dc1.n2/web-2 gone everywhere"},
+			wantServiceDels: []Key{web1.Key(), web2.Key()},
+			wantDel:         2,
+		},
+		{
+			name:         "node deletes fold their service deletes but still count them",
+			in:           DiffInput{Actual: dState([]Node{n1, n2, n3}, web1, web2, api3), Desired: map[string][]Service{"web": nil}, DeleteEmptyNodes: true},
+			wantChanges:  []string{"delete service gws-dc1.n1/web-1 not in the source answer", "delete service gws-dc1.n2/web-2 not in the source answer", "delete node gws-dc1.n1/ no mirrored service left on the node", "delete node gws-dc1.n2/ no mirrored service left on the node"},
+			wantNodeDels: []string{n1.Name, n2.Name},
+			wantDel:      2,
+		},
+		{
+			name:            "a node keeps living while another service is on it",
+			in:              DiffInput{Actual: dState([]Node{n1}, web1, dSvc(n1.Name, "api-1", "api", 90)), Desired: map[string][]Service{"web": nil}, DeleteEmptyNodes: true},
+			wantChanges:     []string{"delete service gws-dc1.n1/web-1 not in the source answer"},
+			wantServiceDels: []Key{web1.Key()},
+			wantDel:         1,
+		},
+		{
+			name:         "an owned node without any service is removed on a full reconcile",
+			in:           DiffInput{Actual: dState([]Node{n1, n2}, web1), Desired: map[string][]Service{"web": {web1}}, DesiredNodes: dNodes(n1), DeleteEmptyNodes: true},
+			wantChanges:  []string{"delete node gws-dc1.n2/ no mirrored service left on the node"},
+			wantNodeDels: []string{n2.Name},
+		},
+		{
+			name: "an instance that moved node is added on the new node and deleted on the old one",
+			in:   DiffInput{Actual: dState([]Node{n1}, web1), Desired: map[string][]Service{"web": {dSvc(n2.Name, "web-1", "web", 80)}}, DesiredNodes: dNodes(n2), DeleteEmptyNodes: true},
+			wantChanges: []string{
+				"add service gws-dc1.n2/web-1 new instance in the source answer",
+				"delete service gws-dc1.n1/web-1 not in the source answer",
+				"add node gws-dc1.n2/ new node in the source answer",
+				"delete node gws-dc1.n1/ no mirrored service left on the node",
+			},
+			wantNodeSets:    []string{n2.Name},
+			wantServiceSets: []Key{{Node: n2.Name, ID: "web-1"}},
+			wantNodeDels:    []string{n1.Name},
+			wantAdds:        1,
+			wantDel:         1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Diff(tt.in)
+			if got := changeStrings(p); !reflect.DeepEqual(got, tt.wantChanges) {
+				t.Errorf("changes\n got %q\nwant %q", got, tt.wantChanges)
+			}
+			var nodeSets []string
+			for _, n := range p.NodeSets {
+				nodeSets = append(nodeSets, n.Name)
+			}
+			var svcSets []Key
+			for _, s := range p.ServiceSets {
+				svcSets = append(svcSets, s.Key())
+			}
+			if !reflect.DeepEqual(nodeSets, tt.wantNodeSets) || !reflect.DeepEqual(svcSets, tt.wantServiceSets) ||
+				!reflect.DeepEqual(p.ServiceDeletes, tt.wantServiceDels) || !reflect.DeepEqual(p.NodeDeletes, tt.wantNodeDels) {
+				t.Errorf("writes: node sets %v service sets %v service deletes %v node deletes %v", nodeSets, svcSets, p.ServiceDeletes, p.NodeDeletes)
+			}
+			if a, u, d := p.Counts(); a != tt.wantAdds || u != tt.wantUp || d != tt.wantDel {
+				t.Errorf("Counts() = %d %d %d, want %d %d %d", a, u, d, tt.wantAdds, tt.wantUp, tt.wantDel)
+			}
+			if p.Empty() != (len(tt.wantChanges) == 0) {
+				t.Errorf("Empty() = %v with changes %q", p.Empty(), changeStrings(p))
+			}
+			checkConverges(t, tt.in, p)
+		})
+	}
+}
+
+// An instance ID that moves from one service name to another on the same
+// node (re-registered under a new name) is one key in Consul. When both
+// names are in scope, the plan must leave the instance under its new name
+// instead of setting it and deleting it again in the same apply.
+func TestDiff_InstanceRenamed(t *testing.T) {
+	n1 := dNode("gws-dc1.n1", "10.0.0.1")
+	old := dSvc(n1.Name, "app-1", "web", 80)
+	renamed := dSvc(n1.Name, "app-1", "web-v2", 80)
+	other := dSvc(n1.Name, "app-2", "web", 80)
+	in := DiffInput{
+		Actual:       dState([]Node{n1}, old, other),
+		Desired:      map[string][]Service{"web": {other}, "web-v2": {renamed}},
+		DesiredNodes: dNodes(n1),
+	}
+	p := Diff(in)
+	for _, k := range p.ServiceDeletes {
+		if k == renamed.Key() {
+			t.Errorf("plan sets %v as web-v2 and then deletes it: %q", k, changeStrings(p))
+		}
+	}
+	checkConverges(t, in, p)
+}
+
+// checkConverges applies p to in.Actual in memory and checks the safety and
+// convergence properties of Diff.
+func checkConverges(t testing.TB, in DiffInput, p Plan) {
+	t.Helper()
+	got := applyPlan(t, in.Actual, p)
+	claimed := map[Key]bool{}
+	for name, want := range in.Desired {
+		have := map[Key]Service{}
+		for k, s := range got.Services {
+			if s.Name == name {
+				have[k] = s
+			}
+		}
+		wantMap := map[Key]Service{}
+		for _, s := range want {
+			wantMap[s.Key()] = s
+			claimed[s.Key()] = true
+			n, ok := got.Nodes[s.Node]
+			if !ok {
+				t.Errorf("node %q of desired %v missing after apply", s.Node, s.Key())
+			} else if dn, ok := in.DesiredNodes[s.Node]; ok && !reflect.DeepEqual(n, dn) {
+				t.Errorf("node %q = %+v after apply, want %+v", s.Node, n, dn)
+			}
+		}
+		if !reflect.DeepEqual(have, wantMap) {
+			t.Errorf("service %q after apply\n got %v\nwant %v", name, have, wantMap)
+		}
+	}
+	for k, s := range in.Actual.Services {
+		if _, inScope := in.Desired[s.Name]; inScope || claimed[k] {
+			continue
+		}
+		if g, ok := got.Services[k]; !ok || !reflect.DeepEqual(g, s) {
+			t.Errorf("instance %v of service %q outside Desired was touched: %+v -> %+v (present %v)", k, s.Name, s, g, ok)
+		}
+		if _, ok := got.Nodes[k.Node]; !ok {
+			t.Errorf("node %q of untouched service %q was deleted", k.Node, s.Name)
+		}
+	}
+	if !in.DeleteEmptyNodes && len(p.NodeDeletes) > 0 {
+		t.Errorf("node deletes %v without DeleteEmptyNodes", p.NodeDeletes)
+	}
+	if in.DeleteEmptyNodes {
+		used := map[string]bool{}
+		for k := range got.Services {
+			used[k.Node] = true
+		}
+		for name := range got.Nodes {
+			if !used[name] {
+				t.Errorf("node %q left without services on a full reconcile", name)
+			}
+		}
+	}
+	deleted := map[string]bool{}
+	for _, n := range p.NodeDeletes {
+		deleted[n] = true
+	}
+	for _, k := range p.ServiceDeletes {
+		if deleted[k.Node] {
+			t.Errorf("service delete %v on a node that is deleted too", k)
+		}
+	}
+	// Steady state writes nothing: the converged state diffs to nothing.
+	again := in
+	again.Actual = got
+	if p2 := Diff(again); !p2.Empty() || len(p2.Changes) != 0 {
+		t.Errorf("second diff after apply is not empty: %q", changeStrings(p2))
+	}
+}
+
+// Prepared-query answers come back shuffled; the plan must not depend on
+// the order of the desired instances.
+func TestDiff_Deterministic(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 200 {
+		in := randomDiffInput(rng)
+		want := Diff(in)
+		shuffled := in
+		shuffled.Desired = map[string][]Service{}
+		for name, svcs := range in.Desired {
+			c := slices.Clone(svcs)
+			rng.Shuffle(len(c), func(a, b int) { c[a], c[b] = c[b], c[a] })
+			shuffled.Desired[name] = c
+		}
+		if got := Diff(shuffled); !reflect.DeepEqual(got, want) {
+			t.Fatalf("case %d: plan depends on input order\n got %q\nwant %q", i, changeStrings(got), changeStrings(want))
+		}
+	}
+}
+
+// Planning from shuffled prepared-query answers gives the same plan.
+func TestDiff_ShuffledAnswers(t *testing.T) {
+	pl := Planner{Gateway: "edge", NodePrefix: "gws-"}
+	var entries []api.ServiceEntry
+	for i := range 20 {
+		e := entry(fmt.Sprintf("dc%d", i%2+1), fmt.Sprintf("n%d", i), fmt.Sprintf("web-%d", i), "web")
+		e.Service.Tags = []string{"t"}
+		entries = append(entries, e)
+	}
+	plan := func(es []api.ServiceEntry) Plan {
+		nodes, svcs, problems := pl.Desired("web", Answer{Nodes: es})
+		if len(problems) > 0 {
+			t.Fatal(problems)
+		}
+		in := DiffInput{Actual: NewState(), Desired: map[string][]Service{"web": svcs}, DesiredNodes: dNodes(nodes...), DeleteEmptyNodes: true}
+		return Diff(in)
+	}
+	want := plan(entries)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20 {
+		c := slices.Clone(entries)
+		rng.Shuffle(len(c), func(a, b int) { c[a], c[b] = c[b], c[a] })
+		if got := plan(c); !reflect.DeepEqual(got, want) {
+			t.Fatalf("plan depends on answer order")
+		}
+	}
+}
+
+func TestPlan_WithoutDeletes(t *testing.T) {
+	n1, n2 := dNode("gws-dc1.n1", "a"), dNode("gws-dc1.n2", "b")
+	in := DiffInput{
+		Actual:           dState([]Node{n1}, dSvc(n1.Name, "old", "web", 80), dSvc(n1.Name, "api", "api", 80)),
+		Desired:          map[string][]Service{"web": {dSvc(n2.Name, "new", "web", 80)}, "api": nil},
+		DesiredNodes:     dNodes(n2),
+		DeleteEmptyNodes: true,
+	}
+	p := Diff(in)
+	if a, u, d := p.Counts(); a != 1 || u != 0 || d != 2 || len(p.NodeDeletes) != 1 {
+		t.Fatalf("setup: counts %d %d %d node deletes %v", a, u, d, p.NodeDeletes)
+	}
+	w := p.WithoutDeletes()
+	if len(w.ServiceDeletes)+len(w.NodeDeletes)+w.DeleteInstances != 0 {
+		t.Errorf("deletes left: %+v", w)
+	}
+	if !reflect.DeepEqual(w.NodeSets, p.NodeSets) || !reflect.DeepEqual(w.ServiceSets, p.ServiceSets) {
+		t.Errorf("sets changed: %+v", w)
+	}
+	for _, c := range w.Changes {
+		if c.Op == "delete" {
+			t.Errorf("delete change left: %+v", c)
+		}
+	}
+	if a, u, d := w.Counts(); a != 1 || u != 0 || d != 0 {
+		t.Errorf("Counts() = %d %d %d, want 1 0 0", a, u, d)
+	}
+	if len(w.Changes) != 2 || w.Empty() {
+		t.Errorf("changes %q", changeStrings(w))
+	}
+	if !(Plan{}).WithoutDeletes().Empty() {
+		t.Error("empty plan not empty without deletes")
+	}
+}
+
+// randomDiffInput draws a small actual and desired state from pools of
+// names chosen so that collisions (same node, same ID, renamed services,
+// moved instances, empty nodes) are frequent.
+func randomDiffInput(rng *rand.Rand) DiffInput {
+	pick := func(pool ...string) string { return pool[rng.IntN(len(pool))] }
+	nodeName := func() string { return "gws-" + pick("dc1", "dc2") + "." + pick("a", "b", "c") }
+	names := []string{"web", "api", "db", "cache"}
+	svc := func(node, id string) Service {
+		s := Service{Node: node, ID: id, Name: pick(names...), Port: rng.IntN(2) + 80, Address: pick("", "10.0.0.1"), Weights: api.AgentWeights{Passing: 1, Warning: 1}}
+		if rng.IntN(2) == 0 {
+			s.Tags = []string{pick("x", "y")}
+		}
+		if rng.IntN(2) == 0 {
+			s.Meta = map[string]string{"gwsync-failovers": pick("0", "1")}
+		}
+		if rng.IntN(4) == 0 {
+			s.Weights.Passing = 3
+		}
+		return s
+	}
+	node := func(name string) Node {
+		n := Node{Name: name, Address: pick("10.0.0.1", "10.0.0.2")}
+		if rng.IntN(2) == 0 {
+			n.Meta = map[string]string{"gwsync-managed": "true", "rack": pick("r1", "r2")}
+		}
+		return n
+	}
+	in := DiffInput{Actual: NewState(), Desired: map[string][]Service{}, DesiredNodes: map[string]Node{}, DeleteEmptyNodes: rng.IntN(2) == 0}
+	for range rng.IntN(10) {
+		s := svc(nodeName(), pick("i1", "i2", "i3"))
+		s.Name = pick(names...)
+		in.Actual.Services[s.Key()] = s
+		in.Actual.Nodes[s.Node] = node(s.Node)
+	}
+	for range rng.IntN(3) { // owned nodes without services
+		n := nodeName()
+		if _, ok := in.Actual.Nodes[n]; !ok {
+			in.Actual.Nodes[n] = node(n)
+		}
+	}
+	used := map[Key]bool{}
+	for _, name := range names {
+		if rng.IntN(3) == 0 {
+			continue // not in Desired: must be left alone
+		}
+		in.Desired[name] = []Service{}
+		for range rng.IntN(4) {
+			s := svc(nodeName(), pick("i1", "i2", "i3"))
+			if rng.IntN(2) == 0 { // often reuse an actual instance's data
+				for k, a := range in.Actual.Services {
+					if !used[k] {
+						s = a
+					}
+					break
+				}
+			}
+			s.Name = name
+			if used[s.Key()] {
+				continue
+			}
+			used[s.Key()] = true
+			in.Desired[name] = append(in.Desired[name], s)
+			if _, ok := in.DesiredNodes[s.Node]; !ok {
+				if a, ok := in.Actual.Nodes[s.Node]; ok && rng.IntN(2) == 0 {
+					in.DesiredNodes[s.Node] = a
+				} else {
+					in.DesiredNodes[s.Node] = node(s.Node)
+				}
+			}
+		}
+	}
+	return in
+}
+
+// FuzzDiff checks, for random actual and desired states, that applying the
+// plan yields exactly Desired for the services in it, leaves every other
+// service untouched, and that a second diff is empty.
+func FuzzDiff(f *testing.F) {
+	for i := range 16 {
+		f.Add(uint64(i), uint64(i*7919))
+	}
+	f.Fuzz(func(t *testing.T, a, b uint64) {
+		in := randomDiffInput(rand.New(rand.NewPCG(a, b)))
+		p := Diff(in)
+		checkConverges(t, in, p)
+		adds, _, deletes := p.Counts()
+		wantAdds, wantDeletes := 0, 0
+		claimed := map[Key]bool{}
+		for _, svcs := range in.Desired {
+			for _, s := range svcs {
+				claimed[s.Key()] = true
+				if _, ok := in.Actual.Services[s.Key()]; !ok {
+					wantAdds++
+				}
+			}
+		}
+		for k, s := range in.Actual.Services {
+			if _, inScope := in.Desired[s.Name]; inScope && !claimed[k] {
+				wantDeletes++
+			}
+		}
+		if adds != wantAdds || deletes != wantDeletes {
+			t.Errorf("Counts() adds %d deletes %d, want %d %d: %s", adds, deletes, wantAdds, wantDeletes, strings.Join(changeStrings(p), "; "))
+		}
+	})
+}
