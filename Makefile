@@ -39,8 +39,12 @@ fmt:
 test-unit:
 	$(GO) test -count=1 -short ./config/... ./syncer/... ./gateway/...
 
+# Everything CI runs: vet, the root module's tests (unit, fuzz seeds, real-
+# Consul e2e, demo smoke test), then the deploy module's tests (chart,
+# rules, dashboard, image).
 test: $(CONSUL) $(TEST_TOOLS) vet
 	$(GO) test -count=1 -timeout 18m ./...
+	$(MAKE) $(TEST_DEPLOY)
 
 clean:
 	rm -rf $(BIN) dist .demo

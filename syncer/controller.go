@@ -78,6 +78,7 @@ func New(cfg *config.Config, opts Options) (*Controller, error) {
 			status:  GatewayStatus{Name: gc.Name, SourceDatacenter: gc.SourceDatacenter},
 		}
 		c.order = append(c.order, gc.Name)
+		m.initGateway(gc.Name)
 	}
 	return c, nil
 }

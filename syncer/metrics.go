@@ -88,3 +88,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Services whose source read failed in a cycle (their mirrored entries were kept)."}, []string{"gateway"}),
 	}
 }
+
+// initGateway creates a gateway's counter series at zero, so rate() and
+// increase() see them from the first scrape, not from the first event.
+func (m *Metrics) initGateway(gateway string) {
+	m.DeletesHeldTotal.WithLabelValues(gateway)
+	m.ForcedDeletes.WithLabelValues(gateway)
+	m.ServiceErrors.WithLabelValues(gateway)
+	m.DeletesHeld.WithLabelValues(gateway)
+	for _, scope := range []string{scopeFull, scopeService} {
+		for _, result := range []string{runSuccess, runPartial, runError} {
+			m.SyncRuns.WithLabelValues(gateway, scope, result)
+		}
+	}
+}
