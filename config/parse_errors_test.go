@@ -258,4 +258,15 @@ func TestParse_DuplicateGatewayPosition(t *testing.T) {
 	if got := fmt.Sprintf("%d:%d", p.Line, p.Column); got != want[0] {
 		t.Errorf("position %s, want %s (the duplicate, not the first definition)", got, want[0])
 	}
+
+	// Problems inside the duplicate are located in it too.
+	src, want = at(pub + gw + "«gateway \"edge\" {\n  source_datacenter = \"dc2\"\n  schedule = «\"nope\"\n  dedicated { address = «\"127.0.0.1:9500\" }\n}\n")
+	problems = problemsOf(t, t.TempDir(), src, nil)
+	var got []string
+	for _, p := range problems {
+		got = append(got, fmt.Sprintf("%d:%d", p.Line, p.Column))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("positions %v, want %v\n%v", got, want, (&Error{Problems: problems}).Error())
+	}
 }
