@@ -91,6 +91,12 @@ func Diff(in DiffInput) Plan {
 		haveByName[s.Name] = append(haveByName[s.Name], s)
 	}
 	neededNodes := map[string]bool{}
+	wanted := map[Key]bool{} // keys any desired service claims (an instance may change its name)
+	for _, svcs := range in.Desired {
+		for _, s := range svcs {
+			wanted[s.Key()] = true
+		}
+	}
 	var deletes []Key
 	for _, name := range sortedKeys(in.Desired) {
 		want := map[Key]Service{}
@@ -120,7 +126,7 @@ func Diff(in DiffInput) Plan {
 		have := haveByName[name]
 		slices.SortFunc(have, func(a, b Service) int { return cmpKey(a.Key(), b.Key()) })
 		for _, s := range have {
-			if _, ok := want[s.Key()]; ok {
+			if wanted[s.Key()] {
 				continue
 			}
 			deletes = append(deletes, s.Key())

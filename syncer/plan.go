@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"reflect"
@@ -57,6 +58,8 @@ const (
 	maxMetaPairs    = 64
 	maxMetaKeyLen   = 128
 	maxMetaValueLen = 512
+	// maxInstanceBytes keeps one instance well inside a txn body.
+	maxInstanceBytes = maxTxnBytes / 2
 )
 
 // Planner turns prepared-query answers into desired mirror entries.
@@ -106,6 +109,10 @@ func (p Planner) Desired(service string, ans Answer) (nodes []Node, svcs []Servi
 		}
 		if err := checkMeta(s.Meta); err != nil {
 			problems = append(problems, fmt.Errorf("service %q instance %q in %s: service meta: %w", service, s.ID, dc, err))
+			continue
+		}
+		if b, _ := json.Marshal(s); len(b) > maxInstanceBytes {
+			problems = append(problems, fmt.Errorf("service %q instance %q in %s: %d bytes, more than a txn may carry", service, s.ID, dc, len(b)))
 			continue
 		}
 		nodes = append(nodes, n)
