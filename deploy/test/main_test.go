@@ -9,9 +9,9 @@ package test
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/gwsync/gwsync/test/harness"
 )
 
 // Paths relative to this package's directory, where `go test` runs.
@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	}
 	gwsyncBin, err = os.Getenv(gwsyncBinEnv), nil
 	if gwsyncBin == "" {
-		gwsyncBin, err = buildGwsync(dir)
+		gwsyncBin, err = harness.BuildGwsync(dir)
 	}
 	code := 1
 	if err != nil {
@@ -48,14 +48,4 @@ func TestMain(m *testing.M) {
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func buildGwsync(dir string) (string, error) {
-	out := filepath.Join(dir, "gwsync")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/gwsync")
-	cmd.Dir = repoRoot
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build gwsync: %w\n%s", err, b)
-	}
-	return out, nil
 }

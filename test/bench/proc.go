@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,11 +36,7 @@ func GwsyncBin(tb testing.TB) string {
 			buildErr = err
 			return
 		}
-		builtBin = filepath.Join(dir, "gwsync")
-		out, err := exec.Command("go", "build", "-o", builtBin, "github.com/gwsync/gwsync/cmd/gwsync").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build gwsync: %w\n%s", err, out)
-		}
+		builtBin, buildErr = harness.BuildGwsync(dir)
 	})
 	if buildErr != nil {
 		tb.Fatalf("bench: %v", buildErr)

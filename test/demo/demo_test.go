@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -24,14 +22,9 @@ const demoTimeout = 5 * time.Minute
 // buildGwsync builds the gwsync binary the demo runs.
 func buildGwsync(t *testing.T) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
+	out, err := harness.BuildGwsync(t.TempDir())
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out := filepath.Join(t.TempDir(), "gwsync")
-	cmd := exec.Command(goBin, "build", "-o", out, "github.com/gwsync/gwsync/cmd/gwsync")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build gwsync: %v\n%s", err, b)
+		t.Fatal(err)
 	}
 	return out
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,15 +15,15 @@ import (
 	"time"
 
 	"github.com/gwsync/gwsync/test/harness"
+	"github.com/hashicorp/consul/sdk/freeport"
 )
 
 // buildGwsync compiles the gwsync binary for process tests.
 func buildGwsync(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gwsync")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/gwsync/gwsync/cmd/gwsync")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build gwsync: %v\n%s", err, out)
+	bin, err := harness.BuildGwsync(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -47,14 +46,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// freeAddr reserves a loopback port from sdk/freeport, which keeps ports
+// handed out in this process away from other freeport users (the harness's
+// Consul servers) and outside the kernel's ephemeral range.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", freeport.GetOne(t))
 }
 
 // TestRun_Process runs `gwsync run` as a real process: it syncs on its
