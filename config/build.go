@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/robfig/cron/v3"
 )
 
@@ -45,7 +46,12 @@ func (l *loader) buildPublic(p *rawPublic, cfg *Config) {
 		l.at(l.attrRange(""), "missing required block \"public\"")
 		return
 	}
-	cfg.Public.Cluster = l.cluster(p.cluster(), "public")
+	var c rawCluster
+	if diags := gohcl.DecodeBody(p.Rest, nil, &c); diags.HasErrors() {
+		l.addDiags(diags)
+		return
+	}
+	cfg.Public.Cluster = l.cluster(&c, "public")
 	cfg.Public.AllowStale = deref(p.AllowStale, true)
 	cfg.Public.MaxInFlightPerDC = l.intIn(p.MaxInFlightPerDC, DefaultMaxInFlightPerDC, 1, 1000, "max_in_flight_per_dc", "public")
 	cfg.Public.MaxConnsPerHost = l.intIn(p.MaxConnsPerHost, DefaultMaxConnsPerHost, 1, 190, "max_conns_per_host", "public")

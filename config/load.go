@@ -64,6 +64,10 @@ func Parse(src []byte, filename string, env LookupEnv) (*Config, error) {
 	}
 	var raw rawFile
 	if diags := gohcl.DecodeBody(file.Body, nil, &raw); diags.HasErrors() {
+		if raw.Public != nil && raw.Public.Rest != nil { // public's cluster keys decode in a second step
+			var c rawCluster
+			diags = append(diags, gohcl.DecodeBody(raw.Public.Rest, nil, &c)...)
+		}
 		l.addDiags(diags)
 		return nil, l.err()
 	}

@@ -1,5 +1,7 @@
 package config
 
+import "github.com/hashicorp/hcl/v2"
+
 // Raw HCL shapes, decoded by gohcl. Pointers tell "unset" from zero; gohcl
 // rejects unknown attributes and blocks, with their positions.
 
@@ -30,20 +32,13 @@ type rawCluster struct {
 	TLS       *rawTLS `hcl:"tls,block"`
 }
 
+// rawPublic is a cluster plus the public-only attributes; the cluster's
+// own attributes stay in Rest and decode into rawCluster.
 type rawPublic struct {
-	Address          *string `hcl:"address,optional"`
-	Token            *string `hcl:"token,optional"`
-	TokenFile        *string `hcl:"token_file,optional"`
-	TokenEnv         *string `hcl:"token_env,optional"`
-	Timeout          *string `hcl:"timeout,optional"`
-	TLS              *rawTLS `hcl:"tls,block"`
-	AllowStale       *bool   `hcl:"allow_stale,optional"`
-	MaxInFlightPerDC *int    `hcl:"max_in_flight_per_dc,optional"`
-	MaxConnsPerHost  *int    `hcl:"max_conns_per_host,optional"`
-}
-
-func (p *rawPublic) cluster() *rawCluster {
-	return &rawCluster{Address: p.Address, Token: p.Token, TokenFile: p.TokenFile, TokenEnv: p.TokenEnv, Timeout: p.Timeout, TLS: p.TLS}
+	AllowStale       *bool    `hcl:"allow_stale,optional"`
+	MaxInFlightPerDC *int     `hcl:"max_in_flight_per_dc,optional"`
+	MaxConnsPerHost  *int     `hcl:"max_conns_per_host,optional"`
+	Rest             hcl.Body `hcl:",remain"`
 }
 
 type rawFailover struct {
