@@ -145,8 +145,8 @@ func planOps(p Plan) api.TxnOps {
 			ID: s.ID, Service: s.Name, Tags: s.Tags, Meta: s.Meta, Address: s.Address, Port: s.Port,
 			TaggedAddresses: s.TaggedAddresses, Weights: s.Weights, EnableTagOverride: s.EnableTagOverride}}})
 	}
-	for _, k := range p.ServiceDeletes {
-		ops = append(ops, &api.TxnOp{Service: &api.ServiceTxnOp{Verb: api.ServiceDelete, Node: k.Node, Service: api.AgentService{ID: k.ID}}})
+	for _, d := range p.ServiceDeletes {
+		ops = append(ops, &api.TxnOp{Service: &api.ServiceTxnOp{Verb: api.ServiceDelete, Node: d.Node, Service: api.AgentService{ID: d.ID, Service: d.Name}}})
 	}
 	for _, n := range p.NodeDeletes {
 		ops = append(ops, &api.TxnOp{Node: &api.NodeTxnOp{Verb: api.NodeDelete, Node: api.Node{Node: n}}})

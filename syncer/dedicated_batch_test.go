@@ -38,7 +38,7 @@ func batchPlan(nodes, svcsPerNode, deletes int, huge bool) Plan {
 		}
 	}
 	for i := range deletes {
-		p.ServiceDeletes = append(p.ServiceDeletes, Key{Node: fmt.Sprintf("gws-dc2.old%04d", i), ID: "x"})
+		p.ServiceDeletes = append(p.ServiceDeletes, ServiceDelete{Key: Key{Node: fmt.Sprintf("gws-dc2.old%04d", i), ID: "x"}, Name: "web"})
 		p.NodeDeletes = append(p.NodeDeletes, fmt.Sprintf("gws-dc3.gone%04d", i))
 	}
 	return p
@@ -178,7 +178,7 @@ func TestPlanOps(t *testing.T) {
 	s := Service{Node: "gws-dc1.n1", ID: "web-1", Name: "web", Tags: []string{"a"}, Meta: map[string]string{"m": "1"}, Address: "10.0.0.2", Port: 8080,
 		TaggedAddresses: map[string]api.ServiceAddress{"lan": {Address: "10.0.0.2", Port: 8080}}, Weights: api.AgentWeights{Passing: 3, Warning: 1}, EnableTagOverride: true}
 	n := Node{Name: "gws-dc1.n1", Address: "10.0.0.1", TaggedAddresses: map[string]string{"lan": "10.0.0.1"}, Meta: map[string]string{"gwsync-managed": "true"}}
-	ops := planOps(Plan{NodeSets: []Node{n}, ServiceSets: []Service{s}, ServiceDeletes: []Key{{Node: "gws-dc1.n2", ID: "old"}}, NodeDeletes: []string{"gws-dc1.n3"}})
+	ops := planOps(Plan{NodeSets: []Node{n}, ServiceSets: []Service{s}, ServiceDeletes: []ServiceDelete{{Key: Key{Node: "gws-dc1.n2", ID: "old"}, Name: "web"}}, NodeDeletes: []string{"gws-dc1.n3"}})
 	if len(ops) != 4 {
 		t.Fatalf("%d ops", len(ops))
 	}

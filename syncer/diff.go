@@ -6,6 +6,13 @@ import (
 	"strings"
 )
 
+// ServiceDelete names an instance to deregister. Consul's txn service
+// delete needs the service name as well as the ID.
+type ServiceDelete struct {
+	Key
+	Name string
+}
+
 // Change is one planned write, with the reason for it.
 type Change struct {
 	Op      string `json:"op"`   // add, update, delete
@@ -21,7 +28,7 @@ type Change struct {
 type Plan struct {
 	NodeSets       []Node
 	ServiceSets    []Service
-	ServiceDeletes []Key
+	ServiceDeletes []ServiceDelete
 	NodeDeletes    []string
 	Changes        []Change
 	// DeleteInstances counts instances removed by ServiceDeletes and by
@@ -97,7 +104,7 @@ func Diff(in DiffInput) Plan {
 			wanted[s.Key()] = true
 		}
 	}
-	var deletes []Key
+	var deletes []ServiceDelete
 	for _, name := range sortedKeys(in.Desired) {
 		want := map[Key]Service{}
 		for _, s := range in.Desired[name] {
@@ -129,7 +136,7 @@ func Diff(in DiffInput) Plan {
 			if wanted[s.Key()] {
 				continue
 			}
-			deletes = append(deletes, s.Key())
+			deletes = append(deletes, ServiceDelete{Key: s.Key(), Name: s.Name})
 			remaining[s.Node]--
 			p.Changes = append(p.Changes, Change{Op: "delete", Kind: "service", Node: s.Node, Service: s.Name, ID: s.ID, Reason: reason})
 		}
@@ -158,10 +165,10 @@ func Diff(in DiffInput) Plan {
 			}
 		}
 	}
-	for _, k := range deletes {
+	for _, d := range deletes {
 		p.DeleteInstances++
-		if !deletedNode[k.Node] { // a node delete removes its services
-			p.ServiceDeletes = append(p.ServiceDeletes, k)
+		if !deletedNode[d.Node] { // a node delete removes its services
+			p.ServiceDeletes = append(p.ServiceDeletes, d)
 		}
 	}
 	return p

@@ -59,11 +59,15 @@ func applyPlan(t testing.TB, st State, p Plan) State {
 		}
 		out.Services[s.Key()] = s
 	}
-	for _, k := range p.ServiceDeletes {
-		if _, ok := out.Services[k]; !ok {
-			t.Fatalf("service delete of %v that does not exist", k)
+	for _, d := range p.ServiceDeletes {
+		have, ok := out.Services[d.Key]
+		if !ok {
+			t.Fatalf("service delete of %v that does not exist", d)
 		}
-		delete(out.Services, k)
+		if d.Name != have.Name {
+			t.Fatalf("service delete of %v names service %q, the instance is %q (Consul's txn delete needs the name)", d.Key, d.Name, have.Name)
+		}
+		delete(out.Services, d.Key)
 	}
 	for _, n := range p.NodeDeletes {
 		if _, ok := out.Nodes[n]; !ok {
@@ -200,8 +204,12 @@ func TestDiff(t *testing.T) {
 			for _, s := range p.ServiceSets {
 				svcSets = append(svcSets, s.Key())
 			}
+			var svcDels []Key
+			for _, d := range p.ServiceDeletes {
+				svcDels = append(svcDels, d.Key)
+			}
 			if !reflect.DeepEqual(nodeSets, tt.wantNodeSets) || !reflect.DeepEqual(svcSets, tt.wantServiceSets) ||
-				!reflect.DeepEqual(p.ServiceDeletes, tt.wantServiceDels) || !reflect.DeepEqual(p.NodeDeletes, tt.wantNodeDels) {
+				!reflect.DeepEqual(svcDels, tt.wantServiceDels) || !reflect.DeepEqual(p.NodeDeletes, tt.wantNodeDels) {
 				t.Errorf("writes: node sets %v service sets %v service deletes %v node deletes %v", nodeSets, svcSets, p.ServiceDeletes, p.NodeDeletes)
 			}
 			if a, u, d := p.Counts(); a != tt.wantAdds || u != tt.wantUp || d != tt.wantDel {
@@ -231,7 +239,7 @@ func TestDiff_InstanceRenamed(t *testing.T) {
 	}
 	p := Diff(in)
 	for _, k := range p.ServiceDeletes {
-		if k == renamed.Key() {
+		if k.Key == renamed.Key() {
 			t.Errorf("plan sets %v as web-v2 and then deletes it: %q", k, changeStrings(p))
 		}
 	}

@@ -9,7 +9,7 @@ import (
 func planWithDeletes(n int) Plan {
 	p := Plan{ServiceSets: []Service{{Node: "n", ID: "new"}}, Changes: []Change{{Op: "add", Kind: "service"}}}
 	for i := 0; i < n; i++ {
-		p.ServiceDeletes = append(p.ServiceDeletes, Key{Node: "n", ID: string(rune('a' + i%26))})
+		p.ServiceDeletes = append(p.ServiceDeletes, ServiceDelete{Key: Key{Node: "n", ID: string(rune('a' + i%26))}, Name: "web"})
 		p.Changes = append(p.Changes, Change{Op: "delete", Kind: "service"})
 	}
 	p.DeleteInstances = n

@@ -112,6 +112,23 @@ func TestSync(t *testing.T) {
 		if res := cycle(t, c, "gw1"); res.Updates != 1 || res.Adds+res.Deletes != 0 {
 			t.Fatalf("meta change: %+v", res)
 		}
+		// One of two services on a shared node goes: a service delete (Consul
+		// needs the service name in the txn op), the node and the other stay.
+		shared := inst("n3", "t2-api", "t2-api-3", 9000)
+		dc1.Register(t, shared)
+		if res := cycle(t, c, "gw1"); res.Adds != 1 || !res.Complete {
+			t.Fatalf("second service on n3: %+v", res)
+		}
+		dc1.Deregister(t, "n3", "t2-api-3")
+		if res := cycle(t, c, "gw1"); res.Deletes != 1 || !res.Complete || len(res.Errors) != 0 {
+			t.Fatalf("removing one service of a shared node: deletes=%d complete=%v errors=%v", res.Deletes, res.Complete, res.Errors)
+		}
+		if got := mustMirror(t, g1, "t2-api"); len(got) != 0 {
+			t.Fatalf("t2-api still mirrored after it was removed: %v", got)
+		}
+		if got := ids(mustMirror(t, g1, "t2-web")); len(got) != 3 {
+			t.Fatalf("t2-web on the shared node lost: %v", got)
+		}
 		// The deleted instance's node is gone too (it had no other service).
 		if _, _, err := g1.Client(t).Catalog().Node("gwsync-dc1.n1", nil); err != nil {
 			t.Fatal(err)
