@@ -59,7 +59,11 @@ func New(cfg *config.Config, opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("public cluster: %w", err)
 	}
 	src := NewSource(pub, cfg.Public, cfg.Query, log, m)
-	c := &Controller{cfg: cfg, log: log, metrics: m, shared: NewShared(src, cfg.Query.ShareWindow, opts.Now), gateways: map[string]*gatewaySyncer{}, now: opts.Now}
+	window := shareWindow(cfg, opts.Now())
+	if window < cfg.Query.ShareWindow {
+		log.Info("share_window lowered below half the shortest schedule period", "share_window", window)
+	}
+	c := &Controller{cfg: cfg, log: log, metrics: m, shared: NewShared(src, window, opts.Now), gateways: map[string]*gatewaySyncer{}, now: opts.Now}
 	templates := &templateCache{ok: map[string]time.Time{}, now: opts.Now}
 	for _, gc := range cfg.Gateways {
 		client, err := gc.Dedicated.NewClient(config.ClientOptions{})
@@ -197,4 +201,23 @@ type cronLogger struct{ l hclog.Logger }
 func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug(msg, kv...) }
 func (c cronLogger) Error(err error, msg string, kv ...any) {
 	c.l.Error(msg, append(kv, "error", err)...)
+}
+
+// shareWindow is query.share_window, capped at half the shortest schedule
+// period: results are shared between gateways reconciling at about the same
+// time, never reused by the next cycle of the same gateway (that would add
+// a whole period to propagation).
+func shareWindow(cfg *config.Config, now time.Time) time.Duration {
+	w := cfg.Query.ShareWindow
+	for _, g := range cfg.Gateways {
+		spec, err := config.ParseSchedule(g.Schedule)
+		if err != nil {
+			continue // validated by config; Run reports it
+		}
+		first := spec.Next(now)
+		if half := spec.Next(first).Sub(first) / 2; half < w {
+			w = half
+		}
+	}
+	return w
 }

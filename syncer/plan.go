@@ -206,7 +206,7 @@ func ServiceChanges(have, want Service) []string {
 	if !slices.Equal(have.Tags, want.Tags) {
 		out = append(out, fmt.Sprintf("tags [%s] -> [%s]", strings.Join(have.Tags, ","), strings.Join(want.Tags, ",")))
 	}
-	if !mapsEqual(have.Meta, want.Meta) {
+	if !metaEqualIgnoringFailovers(have.Meta, want.Meta) {
 		out = append(out, "meta")
 	}
 	if have.Address != want.Address {
@@ -232,6 +232,32 @@ func mapsEqual[V comparable](a, b map[string]V) bool {
 		return false
 	}
 	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// metaEqualIgnoringFailovers compares service meta without gwsync's
+// failover count. With nearest_n failover the order of DCs follows WAN
+// round-trip times, so the count of an unchanged instance can drift from
+// cycle to cycle; rewriting it would wake every watcher for nothing. The
+// count is written whenever the instance changes for a real reason, so it
+// is "the failover count as of the instance's last write".
+func metaEqualIgnoringFailovers(a, b map[string]string) bool {
+	_, af := a[mirror.MetaFailovers]
+	_, bf := b[mirror.MetaFailovers]
+	if af != bf { // a mirrored instance without the key gets it
+		return false
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if k == mirror.MetaFailovers {
+			continue
+		}
 		if w, ok := b[k]; !ok || w != v {
 			return false
 		}

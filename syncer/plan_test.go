@@ -267,3 +267,23 @@ func TestNodeChanges(t *testing.T) {
 		})
 	}
 }
+
+func TestServiceChanges_FailoverCountAlone(t *testing.T) {
+	base := Service{Node: "n", ID: "a", Name: "web", Port: 80, Weights: canonWeights(api.AgentWeights{}),
+		Meta: map[string]string{"team": "x", mirror.MetaFailovers: "1"}}
+	drift := base
+	drift.Meta = map[string]string{"team": "x", mirror.MetaFailovers: "2"}
+	if ch := ServiceChanges(base, drift); len(ch) != 0 {
+		t.Fatalf("a failover count change alone rewrites the instance: %v", ch)
+	}
+	real := drift
+	real.Meta = map[string]string{"team": "y", mirror.MetaFailovers: "2"}
+	if ch := ServiceChanges(base, real); len(ch) != 1 || ch[0] != "meta" {
+		t.Fatalf("a real meta change with a new failover count: %v", ch)
+	}
+	missing := base
+	missing.Meta = map[string]string{"team": "x"}
+	if ch := ServiceChanges(missing, base); len(ch) != 1 {
+		t.Fatalf("an instance without the failover key must get it: %v", ch)
+	}
+}
