@@ -129,8 +129,8 @@ func meanCycle(tb testing.TB, reg prometheus.Gatherer) time.Duration {
 	return time.Duration(sum / float64(n) * float64(time.Second))
 }
 
-// shareNote explains latencies above the schedule period.
-const shareNote = "At `@every 1s` the latency exceeds the period: the controller reuses each public read for `share_window` (2 s default) across its own cycles too, not only between gateways, so a change can wait up to share_window + period. A share window shorter than the schedule period (or sharing only between gateways within one round) would bring it to about period + cycle."
+// shareNote explains how the share window bears on latency.
+const shareNote = "public reads are shared between gateways for `share_window` (2 s default), capped by the controller at half the shortest schedule period, so a gateway's next cycle never reuses its own previous read (before that cap, `@every 1s` latencies exceeded the period by up to the window)."
 
 // pcts are p50, p95, p99.
 type pcts [3]time.Duration
