@@ -71,9 +71,14 @@ func WithToken(token string) Option { return func(s *Server) { s.token = token }
 // StartServer starts a one-server cluster for datacenter dc and returns once
 // it has elected itself leader and registered its own node. The server is
 // killed through t.Cleanup.
+//
+// Its agent sends no network coordinates (disable_coordinates): an idle
+// server otherwise appends a Raft entry for its own coordinate every 15-20 s,
+// which would make "the Raft index does not move in steady state" flaky.
+// Federation servers keep them (the prepared query's nearest_n uses them).
 func StartServer(t testing.TB, dc string, opts ...Option) *Server {
 	t.Helper()
-	s := newServer(t, dc, opts...)
+	s := newServer(t, dc, append([]Option{WithHCL("disable_coordinates = true")}, opts...)...)
 	if err := s.start(); err != nil {
 		t.Fatalf("harness: start consul %s: %v", dc, err)
 	}
