@@ -145,7 +145,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	var ids []cron.EntryID
 	for _, name := range c.order {
 		g := c.gateways[name]
-		g.loadMarker(ctx)
 		spec, err := config.ParseSchedule(g.cfg.Schedule)
 		if err != nil {
 			return fmt.Errorf("gateway %s schedule: %w", name, err)
@@ -155,9 +154,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	sched.Start()
 	var wg sync.WaitGroup
-	for _, id := range ids {
-		job := sched.Entry(id).WrappedJob
-		wg.Go(job.Run) // first reconcile now, through the same skip-if-running wrapper
+	for i, id := range ids {
+		g, job := c.gateways[c.order[i]], sched.Entry(id).WrappedJob
+		wg.Go(func() {
+			// In parallel per gateway: an unreachable dedicated cluster
+			// delays only its own gateway's start, by one call timeout.
+			g.loadMarker(ctx)
+			job.Run() // first reconcile now, through the same skip-if-running wrapper
+		})
 	}
 	c.log.Info("controller started", "gateways", len(c.order))
 	<-ctx.Done()
