@@ -76,6 +76,14 @@ func (g *gatewaySyncer) sync(ctx context.Context, req Request) (Result, error) {
 	}
 	defer g.unlock()
 	start := g.now()
+	if req.Service == "" && !req.DryRun {
+		// A reconcile slowed down by a slow public side can outlast the
+		// resolvers' marker age: keep vouching for the (still maintained)
+		// mirror while it runs. heartbeat is check-and-set guarded.
+		hbCtx, stopHB := context.WithCancel(ctx)
+		defer stopHB()
+		go g.heartbeatWhile(hbCtx)
+	}
 	res, err := g.reconcile(ctx, req)
 	if !req.DryRun {
 		g.metrics.SyncDuration.WithLabelValues(g.cfg.Name, res.Scope).Observe(g.now().Sub(start).Seconds())
@@ -207,6 +215,20 @@ func (g *gatewaySyncer) record(res Result, err error) {
 	}
 	if !s.LastSuccess.IsZero() {
 		g.metrics.MirrorAge.WithLabelValues(g.cfg.Name).Set(res.Finished.Sub(s.LastSuccess).Seconds())
+	}
+}
+
+// heartbeatWhile refreshes the marker every marker interval until ctx ends.
+func (g *gatewaySyncer) heartbeatWhile(ctx context.Context) {
+	t := time.NewTicker(g.markerInt)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			g.heartbeat(ctx, g.now())
+		}
 	}
 }
 

@@ -55,15 +55,23 @@ func (s *Shared) do(ctx context.Context, key, dc string, fresh bool, fn func(con
 			return e.val, e.err
 		}
 	}
-	v, err, _ := s.sf.Do(key, func() (any, error) {
-		v, err := fn(ctx)
+	// The shared call must not die with whichever caller started it: it
+	// runs detached (Source.call bounds it with its own timeout), and each
+	// caller waits only as long as its own context allows.
+	ch := s.sf.DoChan(key, func() (any, error) {
+		v, err := fn(context.WithoutCancel(ctx))
 		s.mu.Lock()
 		s.cache[key] = sharedEntry{at: s.now(), val: v, err: err}
 		s.recordLocked(dc, err)
 		s.mu.Unlock()
 		return v, err
 	})
-	return v, err
+	select {
+	case r := <-ch:
+		return r.Val, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (s *Shared) recordLocked(dc string, err error) {
