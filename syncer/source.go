@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -217,19 +218,7 @@ func templateEqual(have, want *api.PreparedQueryDefinition) bool {
 		have.Service.Service == want.Service.Service &&
 		have.Service.OnlyPassing == want.Service.OnlyPassing &&
 		have.Service.Failover.NearestN == want.Service.Failover.NearestN &&
-		stringsEqual(have.Service.Failover.Datacenters, want.Service.Failover.Datacenters)
-}
-
-func stringsEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+		slices.Equal(have.Service.Failover.Datacenters, want.Service.Failover.Datacenters)
 }
 
 func boolFloat(b bool) float64 {
