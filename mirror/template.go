@@ -77,4 +77,6 @@ func TemplateEqual(have, want *api.PreparedQueryDefinition) bool {
 
 func equalStrings(a, b []string) bool { return len(a) == len(b) && (len(a) == 0 || slices.Equal(a, b)) }
 
-func equalMaps(a, b map[string]string) bool { return len(a) == len(b) && (len(a) == 0 || maps.Equal(a, b)) }
+func equalMaps(a, b map[string]string) bool {
+	return len(a) == len(b) && (len(a) == 0 || maps.Equal(a, b))
+}
