@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -22,9 +23,10 @@ type Request struct {
 
 // Proxy is an HTTP reverse proxy in front of a Consul server (or anything
 // else): it records every request, can delay each one (a slow WAN), can
-// play dead, and tracks how many requests were in flight at once. Responses
-// are streamed (flushed as they arrive), so blocking queries pass through.
-// All methods are safe for concurrent use.
+// play dead (connections reset) or hang (connections accepted, never
+// answered), and tracks how many requests and client connections were open
+// at once. Responses are streamed (flushed as they arrive), so blocking
+// queries pass through. All methods are safe for concurrent use.
 type Proxy struct {
 	srv       *http.Server
 	ln        net.Listener
@@ -35,9 +37,11 @@ type Proxy struct {
 	reqs        []Request
 	delay       time.Duration
 	down        bool
+	blackHole   bool
 	inFlight    int
 	maxInFlight int
 	conns       map[net.Conn]struct{}
+	maxConns    int
 }
 
 // NewProxy starts a proxy on 127.0.0.1:0 forwarding to target
@@ -108,13 +112,14 @@ func PathIs(path string) func(Request) bool {
 	return func(r Request) bool { return r.Path == path }
 }
 
-// Reset forgets the recorded requests and restarts MaxInFlight from the
-// number of requests in flight now.
+// Reset forgets the recorded requests and restarts MaxInFlight and
+// MaxConns from the numbers open now.
 func (p *Proxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.reqs = nil
 	p.maxInFlight = p.inFlight
+	p.maxConns = len(p.conns)
 }
 
 // SetDelay holds every request for d before forwarding it (0 = none). A
@@ -131,6 +136,41 @@ func (p *Proxy) MaxInFlight() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.maxInFlight
+}
+
+// Conns returns how many client connections are open now: what a client's
+// connection pool holds to the target through the proxy.
+func (p *Proxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// MaxConns returns the highest number of client connections open at once
+// since the start or the last Reset.
+func (p *Proxy) MaxConns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxConns
+}
+
+// SetBlackHole(true) makes the target hang, as a server that accepts
+// connections and never answers does: new connections are accepted and
+// their requests read but never forwarded, and responses of requests
+// already in flight (blocking queries included) are withheld. Each such
+// request waits until its client gives up. Nothing is reset, so a client
+// notices only through its own deadlines. SetBlackHole(false) forwards new
+// requests again; requests held meanwhile still get no answer.
+func (p *Proxy) SetBlackHole(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blackHole = on
+}
+
+func (p *Proxy) blackHoled() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.blackHole
 }
 
 // SetDown(true) makes the target look unreachable without stopping it:
@@ -166,6 +206,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "harness proxy: down", http.StatusBadGateway)
 		return
 	}
+	if p.blackHole {
+		p.mu.Unlock()
+		hang(r)
+		return
+	}
 	p.reqs = append(p.reqs, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()})
 	p.inFlight++
 	p.maxInFlight = max(p.maxInFlight, p.inFlight)
@@ -185,7 +230,51 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p.rp.ServeHTTP(w, r)
+	p.rp.ServeHTTP(&holdWriter{ResponseWriter: w, p: p, r: r}, r)
+}
+
+// hang holds a request without an answer until its client gives up (or
+// the proxy closes, which cancels it too).
+func hang(r *http.Request) { <-r.Context().Done() }
+
+// holdWriter withholds a forwarded request's response once the proxy is a
+// black hole: the first write after that waits until the client gives up.
+type holdWriter struct {
+	http.ResponseWriter
+	p    *Proxy
+	r    *http.Request
+	held bool
+}
+
+var errHeld = errors.New("harness proxy: response withheld (black hole)")
+
+func (h *holdWriter) hold() bool {
+	if !h.held && h.p.blackHoled() {
+		h.held = true
+		hang(h.r)
+	}
+	return h.held
+}
+
+func (h *holdWriter) WriteHeader(code int) {
+	if !h.hold() {
+		h.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (h *holdWriter) Write(b []byte) (int, error) {
+	if h.hold() {
+		return 0, errHeld
+	}
+	return h.ResponseWriter.Write(b)
+}
+
+// FlushError lets the reverse proxy stream through the wrapper.
+func (h *holdWriter) FlushError() error {
+	if h.hold() {
+		return errHeld
+	}
+	return http.NewResponseController(h.ResponseWriter).Flush()
 }
 
 func (p *Proxy) trackConn(c net.Conn, state http.ConnState) {
@@ -194,6 +283,7 @@ func (p *Proxy) trackConn(c net.Conn, state http.ConnState) {
 	switch state {
 	case http.StateNew:
 		p.conns[c] = struct{}{}
+		p.maxConns = max(p.maxConns, len(p.conns))
 	case http.StateClosed, http.StateHijacked:
 		delete(p.conns, c)
 	}

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -125,5 +126,68 @@ func TestProxy(t *testing.T) {
 	p.SetDown(false)
 	if _, err := c.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctxT(t))); err != nil {
 		t.Fatalf("request after SetDown(false): %v", err)
+	}
+}
+
+// TestProxy_BlackHoleAndConns: a black-holed target accepts requests and
+// never answers (new ones and blocking queries in flight), so only a
+// client's deadline ends them; the proxy counts client connections.
+func TestProxy_BlackHoleAndConns(t *testing.T) {
+	t.Parallel()
+	s := StartServer(t, "gw-hole")
+	p := NewProxy(t, s.HTTPAddr())
+	c := proxyClient(t, p)
+
+	_, meta, err := c.Catalog().Services((&api.QueryOptions{}).WithContext(ctxT(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Conns(); n != 1 {
+		t.Fatalf("Conns = %d after one request, want 1 (the kept-alive connection)", n)
+	}
+	blocked := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, _, err := c.Catalog().Services((&api.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: time.Second}).WithContext(ctx))
+		blocked <- err
+	}()
+	Eventually(t, 5*time.Second, func() error {
+		if n := p.Count(func(r Request) bool { return r.Query.Has("index") }); n != 1 {
+			return fmt.Errorf("%d blocking queries seen by the proxy, want 1", n)
+		}
+		return nil
+	})
+	p.SetBlackHole(true)
+	// The server ends the 1s blocking query on time; the proxy withholds the
+	// answer, so the client's 3s deadline ends it.
+	start := time.Now()
+	if err := <-blocked; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("blocking query through a black hole: %v, want the client's deadline", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("new request through a black hole: %v, want the client's deadline", err)
+	}
+	t.Logf("measured: blocking query held %v past the server's answer", time.Since(start).Round(time.Millisecond))
+	p.SetBlackHole(false)
+	if _, err := c.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctxT(t))); err != nil {
+		t.Fatalf("request after SetBlackHole(false): %v", err)
+	}
+
+	p.Reset()
+	var wg sync.WaitGroup
+	p.SetDelay(200 * time.Millisecond)
+	for range 5 {
+		wg.Go(func() {
+			if _, err := c.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctxT(t))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := p.MaxConns(); n != 5 {
+		t.Fatalf("MaxConns = %d for 5 concurrent requests, want 5", n)
 	}
 }
