@@ -116,15 +116,17 @@ func ReplicasPrefix(kvPrefix string) string { return kvPrefix + "replicas/" }
 func ReplicaKey(kvPrefix, replica string) string { return ReplicasPrefix(kvPrefix) + replica }
 
 // Addressable reports whether a service (or node) name can be named in a
-// Consul HTTP API path. Consul's router cleans dot segments, so "." and
-// ".." (and names with such a segment) can be registered but never read
-// back by name; gwsync reports them instead of mirroring them.
+// Consul HTTP API path. Consul reads the name from the rest of the path
+// after the endpoint, so a '/' inside a name works, but its router cleans
+// paths first: a "." or ".." segment, or an empty one ("a//b", a leading
+// or trailing '/'), changes the name, so such a name can be registered but
+// never read back. gwsync reports those instead of mirroring them.
 func Addressable(name string) bool {
 	if name == "" {
 		return false
 	}
 	for seg := range strings.SplitSeq(name, "/") {
-		if seg == "." || seg == ".." {
+		if seg == "" || seg == "." || seg == ".." {
 			return false
 		}
 	}
