@@ -20,7 +20,6 @@ import (
 	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/gateway"
 	"github.com/gwsync/gwsync/gateway/refgw"
-	"github.com/gwsync/gwsync/syncer/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -39,11 +38,14 @@ type env struct {
 	public, local *harness.Server
 	publicAddr    string // what resolvers dial: the server or a proxy
 	localAddr     string
-	generation    uint64
+	mw            *mirrorWriter
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real Consul servers")
+	}
 	var public, local *harness.Server
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -53,7 +55,7 @@ func newEnv(t *testing.T) *env {
 	if public == nil || local == nil {
 		t.FailNow()
 	}
-	e := &env{public: public, local: local, publicAddr: public.HTTPAddr(), localAddr: local.HTTPAddr()}
+	e := &env{public: public, local: local, publicAddr: public.HTTPAddr(), localAddr: local.HTTPAddr(), mw: newMirrorWriter(local.Client(t))}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	_, _, err := public.Client(t).PreparedQuery().Create(&api.PreparedQueryDefinition{
@@ -85,6 +87,7 @@ func backend(t *testing.T, name string) (port int) {
 type inst struct {
 	node, service string
 	port          int
+	tags          []string
 }
 
 func (i inst) id() string { return i.service + "-" + i.node }
@@ -93,61 +96,47 @@ func (i inst) id() string { return i.service + "-" + i.node }
 func (e *env) addPublic(t *testing.T, insts ...inst) {
 	t.Helper()
 	for _, in := range insts {
-		e.public.Register(t, harness.Instance{Node: in.node, Address: "127.0.0.1", ID: in.id(), Service: in.service, Port: in.port})
+		e.public.Register(t, harness.Instance{Node: in.node, Address: "127.0.0.1", ID: in.id(), Service: in.service, Port: in.port, Tags: in.tags})
 	}
 }
 
-// mirror writes instances into the dedicated cluster exactly as the syncer
-// does (external node with gwsync's node meta, no checks), then the marker.
+// mirror writes instances into the dedicated cluster as the controller
+// does: their services' instances become exactly these, the services are
+// covered, and the marker says the mirror is complete.
 func (e *env) mirror(t *testing.T, insts ...inst) {
 	t.Helper()
-	c := e.local.Client(t)
-	for _, in := range insts {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		_, err := c.Catalog().Register(&api.CatalogRegistration{
-			Node:    mirror.NodeName(nodePrefix, sourceDC, in.node),
-			Address: "127.0.0.1",
-			NodeMeta: map[string]string{
-				mirror.MetaManaged: mirror.ManagedValue, mirror.MetaSourceDC: sourceDC, mirror.MetaSourceNode: in.node,
-				mirror.MetaGateway: gatewayName, mirror.MetaExternalNode: "true", mirror.MetaExternalProbe: "false",
-			},
-			Service: &api.AgentService{
-				ID: in.id(), Service: in.service, Address: "127.0.0.1", Port: in.port,
-				Meta:    map[string]string{mirror.MetaFailovers: "0"},
-				Weights: api.AgentWeights{Passing: 1, Warning: 1},
-			},
-		}, (&api.WriteOptions{}).WithContext(ctx))
-		cancel()
-		if err != nil {
-			t.Fatalf("mirror %s: %v", in.id(), err)
-		}
-	}
-	e.writeMarker(t)
+	set := byService(insts...)
+	e.mw.write(t, set, sortedKeys(set), nil, true)
 }
 
-// unmirror removes instances' mirror nodes and refreshes the marker.
+// unmirror removes instances from the mirror; their services stay covered
+// (the mirror is authoritative: they have fewer instances, maybe none).
 func (e *env) unmirror(t *testing.T, insts ...inst) {
 	t.Helper()
+	gone := map[string]bool{}
 	for _, in := range insts {
-		e.local.DeregisterNode(t, mirror.NodeName(nodePrefix, sourceDC, in.node))
+		gone[in.id()] = true
 	}
-	e.writeMarker(t)
+	set := map[string][]inst{}
+	e.mw.mu.Lock()
+	for svc := range byService(insts...) {
+		set[svc] = []inst{}
+		for id, in := range e.mw.held[svc] {
+			if !gone[id] {
+				set[svc] = append(set[svc], in)
+			}
+		}
+	}
+	e.mw.mu.Unlock()
+	e.mw.write(t, set, nil, nil, true)
 }
 
-func (e *env) writeMarker(t *testing.T) {
+// restartLocal restarts the dedicated cluster empty, as a dev server comes
+// back; the writer forgets what it wrote.
+func (e *env) restartLocal(t *testing.T) {
 	t.Helper()
-	e.generation++
-	m := mirror.Marker{Version: mirror.MarkerVersion, Gateway: gatewayName, Generation: e.generation, SyncedAt: time.Now().UTC()}
-	e.putKV(t, mirror.MarkerKey(mirror.DefaultKVPrefix, gatewayName), m.Encode())
-}
-
-func (e *env) putKV(t *testing.T, key string, value []byte) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	if _, err := e.local.Client(t).KV().Put(&api.KVPair{Key: key, Value: value}, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
-		t.Fatalf("kv put %s: %v", key, err)
-	}
+	e.local.Restart(t)
+	e.mw.reset()
 }
 
 // options are fast test timings; every cluster client comes from config.

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gwsync/gwsync/gateway"
-	"github.com/gwsync/gwsync/syncer/mirror"
+	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -64,7 +64,7 @@ func TestResolver_LocalClusterKilled(t *testing.T) {
 
 	// The cluster returns (a dev server comes back empty) and the syncer
 	// fills it again: answers go back to local, the breaker closes.
-	e.local.Restart(t)
+	e.restartLocal(t)
 	e.mirror(t, web...)
 	backAt := time.Now()
 	harness.Eventually(t, 15*time.Second, func() error {
@@ -93,7 +93,7 @@ func TestResolver_LocalClusterRestartedEmpty(t *testing.T) {
 	tr := startTraffic(t, url)
 	tr.waitRequests(t, 50)
 
-	e.local.Restart(t)
+	e.restartLocal(t)
 	harness.Eventually(t, 10*time.Second, func() error {
 		if s := r.Status(); s.LocalUsable || tr.lastSource() != "public" {
 			return fmt.Errorf("local usable %v (%s), last answer from %q", s.LocalUsable, s.LocalReason, tr.lastSource())
@@ -287,7 +287,7 @@ func TestResolver_MarkerGoesStale(t *testing.T) {
 	// though its last complete sync (synced_at) is old.
 	old := time.Now().Add(-time.Hour).UTC()
 	m := mirror.Marker{Version: mirror.MarkerVersion, Gateway: gatewayName, Generation: 99, SyncedAt: old, CheckedAt: time.Now().UTC()}
-	e.putKV(t, mirror.MarkerKey(mirror.DefaultKVPrefix, gatewayName), m.Encode())
+	e.mw.putMarker(t, m)
 	harness.Eventually(t, 10*time.Second, func() error {
 		if tr.lastSource() != "local" {
 			return fmt.Errorf("last answer from %q", tr.lastSource())

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/gwsync/gwsync/mirror"
 )
 
 // queryLocal is a short, synchronous read of the mirror, through the local
@@ -24,7 +26,7 @@ func (r *Resolver) queryLocal(ctx context.Context, service string) ([]Instance, 
 	if err != nil {
 		return nil, 0, fmt.Errorf("local lookup %s: %w", service, err)
 	}
-	return fromLocal(entries), meta.LastIndex, nil
+	return r.fromMirror(entries), meta.LastIndex, nil
 }
 
 // queryPublic executes the service's prepared query in the gateway's source
@@ -108,4 +110,28 @@ func asMemory(held *Answer) *Answer {
 	a := *held
 	a.Source = SourceMemory
 	return &a
+}
+
+// fromMirror keeps the entries this gateway's controller wrote, as
+// instances (mirror.InstanceFromMirror skips foreign entries).
+func (r *Resolver) fromMirror(entries []*api.ServiceEntry) []Instance {
+	out := make([]Instance, 0, len(entries))
+	for _, e := range entries {
+		if inst, ok := mirror.InstanceFromMirror(e, r.opts.Gateway); ok {
+			out = append(out, inst)
+		}
+	}
+	return out
+}
+
+// fromPublic converts a prepared-query answer; the answer's datacenter
+// covers nodes that do not name their own.
+func fromPublic(resp *api.PreparedQueryExecuteResponse) []Instance {
+	out := make([]Instance, 0, len(resp.Nodes))
+	for i := range resp.Nodes {
+		if inst, ok := mirror.InstanceFromPublic(&resp.Nodes[i], resp.Datacenter); ok {
+			out = append(out, inst)
+		}
+	}
+	return out
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/sony/gobreaker/v2"
 
-	"github.com/gwsync/gwsync/syncer/mirror"
+	"github.com/gwsync/gwsync/mirror"
 )
 
 // markerInfo is the last sync marker read from the local cluster.

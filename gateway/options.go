@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/gwsync/gwsync/syncer/mirror"
+	"github.com/gwsync/gwsync/mirror"
 )
 
 // Defaults used where an Options field is zero. The timings fit together:
@@ -31,7 +31,7 @@ const (
 	DefaultBlockingWait       = 55 * time.Second
 	DefaultLookupTimeout      = 2 * time.Second
 	DefaultPublicTimeout      = 5 * time.Second
-	DefaultMaxMarkerAge       = 5 * time.Minute
+	DefaultMaxMarkerAge       = mirror.DefaultMaxMarkerAge
 	DefaultPublicPollInterval = 10 * time.Second
 	DefaultProbeInterval      = time.Second
 	DefaultMaxPublicInFlight  = 4
@@ -39,7 +39,7 @@ const (
 	DefaultMaxSnapshotBytes   = 16 << 20
 	DefaultBackoffMin         = 250 * time.Millisecond
 	DefaultBackoffMax         = 10 * time.Second
-	DefaultQueryPrefix        = "gwsync-"
+	DefaultQueryPrefix        = mirror.DefaultQueryPrefix
 )
 
 // BreakerSettings tune the per-cluster circuit breakers.

@@ -24,7 +24,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/gwsync/gwsync/syncer/mirror"
+	"github.com/gwsync/gwsync/mirror"
 )
 
 // DefaultMaxServices bounds how many services are cached and watched, so
@@ -263,8 +263,8 @@ func (r *Resolver) Status() Status {
 	}
 }
 
-// localQueryOptions are the options of every mirror read (fromLocal keeps
-// only gwsync's entries). Stale reads are fine: the marker, read the same
+// localQueryOptions are the options of every mirror read (fromMirror keeps
+// only this gateway's entries). Stale reads are fine: the marker, read the same
 // way, tells whether the data is current.
 func localQueryOptions(ctx context.Context, idx uint64, wait time.Duration) *api.QueryOptions {
 	q := &api.QueryOptions{AllowStale: true, WaitIndex: idx, WaitTime: wait}

@@ -83,7 +83,7 @@ func (r *Resolver) watchLocal(ctx context.Context, service string, idx uint64, w
 	if err != nil {
 		return nil, 0, fmt.Errorf("watch %s: %w", service, err)
 	}
-	return fromLocal(entries), meta.LastIndex, nil
+	return r.fromMirror(entries), meta.LastIndex, nil
 }
 
 // watchDeadline bounds a blocking query: the wait, Consul's jitter of up to
