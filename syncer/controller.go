@@ -2,11 +2,18 @@
 // against the public multi-DC Consul and mirrors the answers into each
 // gateway's dedicated Consul cluster, writing only what changed.
 //
-// Reconciliation is level-based. Every run computes the full desired state
-// of its scope (a gateway, or one service of a gateway) and converges the
-// dedicated cluster to it; schedules and forced resyncs only decide when and
-// what scope. Guards keep data: nothing is deleted on source errors or
-// before a complete read, and mass deletes are held unless forced.
+// Reconciliation is level-based. Every run computes the desired state of
+// its scope (a gateway, or some services of it) from the public side and
+// converges the dedicated cluster to it; schedules, public change events
+// and forced resyncs only decide when and what scope. Guards keep data:
+// nothing is deleted on incomplete or stale evidence or before a complete
+// read, and mass deletes are held unless forced.
+//
+// The path of a change (docs/design.md): events.go learns which services
+// changed on the public side and which gateways care; reconcile.go (full)
+// and targeted.go (some services) read the answers (desired.go), plan
+// against the model (diff.go, guard.go) and commit through a Store
+// (syncer/consul), which also writes the change feed resolvers follow.
 package syncer
 
 import (
@@ -17,9 +24,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/robfig/cron/v3"
 
 	"github.com/gwsync/gwsync/config"
+	"github.com/gwsync/gwsync/mirror"
+	"github.com/gwsync/gwsync/syncer/watch"
 )
 
 // Options are a Controller's injected dependencies.
@@ -28,9 +36,29 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Public reads the public cluster; Stores writes each gateway's
+	// dedicated cluster (by gateway name). Both are required: cmd builds
+	// them with syncer/consul, tests with fakes.
+	Public Public
+	Stores map[string]Store
+	// Replica names this controller replica (in markers and status).
+	Replica string
+	// Detector, if set, is the public change feed (syncer/watch): the
+	// event path runs only with one.
+	Detector Detector
+	// Metrics, if set, are the controller's metrics, already registered
+	// (syncer/consul.Setup creates them for its own parts too).
+	Metrics *Metrics
 }
 
-// Controller runs every gateway's reconciles on their schedules and on demand.
+// Detector is the public change feed.
+type Detector interface {
+	Run(ctx context.Context, sink func(watch.Event)) error
+	UsableCounter
+}
+
+// Controller runs every gateway's reconciles: on its schedule (the safety
+// net), on public change events, and on demand.
 type Controller struct {
 	cfg      *config.Config
 	log      hclog.Logger
@@ -39,9 +67,14 @@ type Controller struct {
 	gateways map[string]*gatewaySyncer
 	order    []string
 	now      func() time.Time
+	detector Detector
+	events   *events
+	// owned reports whether this replica writes a gateway (HA); nil: all.
+	ownedMu sync.RWMutex
+	owned   func(gateway string) bool
 }
 
-// New builds a Controller and its Consul clients from cfg.
+// New builds a Controller for cfg.
 func New(cfg *config.Config, opts Options) (*Controller, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -52,37 +85,58 @@ func New(cfg *config.Config, opts Options) (*Controller, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Public == nil {
+		return nil, fmt.Errorf("new controller: no public cluster reader")
+	}
 	log := opts.Logger.Named("syncer")
-	m := NewMetrics(opts.Registerer)
-	pub, err := cfg.Public.NewClient(config.ClientOptions{MaxConnsPerHost: cfg.Public.MaxConnsPerHost})
-	if err != nil {
-		return nil, fmt.Errorf("public cluster: %w", err)
+	m := opts.Metrics
+	if m == nil {
+		m = NewMetrics(opts.Registerer)
 	}
-	src := NewSource(pub, cfg.Public, cfg.Query, log, m)
-	window := shareWindow(cfg, opts.Now())
-	if window < cfg.Query.ShareWindow {
-		log.Info("share_window lowered below half the shortest schedule period", "share_window", window)
+	if cfg.Query.ShareWindow < cfg.Query.ConfiguredShareWindow {
+		log.Info("share_window lowered below half the shortest schedule period", "share_window", cfg.Query.ShareWindow)
 	}
-	c := &Controller{cfg: cfg, log: log, metrics: m, shared: NewShared(src, window, opts.Now), gateways: map[string]*gatewaySyncer{}, now: opts.Now}
-	templates := &templateCache{ok: map[string]time.Time{}, now: opts.Now}
+	shared := NewShared(opts.Public, SharedOptions{Window: cfg.Query.ShareWindow, BackoffMin: cfg.Retry.MinBackoff,
+		BackoffMax: cfg.Retry.MaxBackoff, Now: opts.Now,
+		OnDC: func(dc string, up bool) { m.PublicDCUp.WithLabelValues(dc).Set(boolFloat(up)) }})
+	c := &Controller{cfg: cfg, log: log, metrics: m, shared: shared, gateways: map[string]*gatewaySyncer{}, now: opts.Now}
+	templates := &templateCache{pub: opts.Public, now: opts.Now, ok: map[string]time.Time{}}
 	for _, gc := range cfg.Gateways {
-		client, err := gc.Dedicated.NewClient(config.ClientOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("gateway %s dedicated cluster: %w", gc.Name, err)
+		store, ok := opts.Stores[gc.Name]
+		if !ok {
+			return nil, fmt.Errorf("new controller: no store for gateway %s", gc.Name)
 		}
-		glog := log.With("gateway", gc.Name)
-		c.gateways[gc.Name] = &gatewaySyncer{
-			cfg: gc, public: cfg.Public, query: cfg.Query, safety: cfg.Safety, markerInt: cfg.Mirror.MarkerInterval,
-			shared: c.shared, source: src,
-			dedicated: NewDedicated(client, gc.Name, gc.Dedicated, cfg.Mirror, glog, m),
-			planner:   Planner{Gateway: gc.Name, NodePrefix: cfg.Mirror.NodePrefix},
-			selector:  NewSelector(cfg.Services),
-			log:       glog, metrics: m, now: opts.Now, templates: templates,
-			runLock: make(chan struct{}, 1),
-			status:  GatewayStatus{Name: gc.Name, SourceDatacenter: gc.SourceDatacenter},
+		g := &gatewaySyncer{
+			cfg: gc, services: gc.Services, safety: cfg.Safety, markerInt: cfg.Mirror.MarkerInterval,
+			maxSync: cfg.Mirror.MaxSyncAge, maxStale: cfg.Public.MaxStaleness, readConc: 2 * cfg.Public.MaxInFlightPerDC,
+			replica: opts.Replica, shared: shared, store: store, templates: templates,
+			enc: mirror.Encoder{Gateway: gc.Name, NodePrefix: cfg.Mirror.NodePrefix},
+			log: log.With("gateway", gc.Name), metrics: m, now: opts.Now,
+			runMu: make(chan struct{}, 1), kick: make(chan struct{}, 1), applied: map[string]time.Time{},
+			status:      GatewayStatus{Name: gc.Name, SourceDatacenter: gc.SourceDatacenter, Owned: true},
+			failoverAny: cfg.Query.NearestN > 0, failoverDCs: cfg.Query.Datacenters,
 		}
+		c.gateways[gc.Name] = g
 		c.order = append(c.order, gc.Name)
 		m.initGateway(gc.Name)
+	}
+	if opts.Detector != nil {
+		c.detector = opts.Detector
+		c.events = newEvents(c.order, opts.Detector)
+	}
+	started := opts.Now()
+	if err := opts.Registerer.Register(newAgeCollector(func() map[string]time.Time {
+		out := make(map[string]time.Time, len(c.gateways))
+		for name, g := range c.gateways {
+			if t := g.lastSuccess(); !t.IsZero() {
+				out[name] = t
+			} else {
+				out[name] = started
+			}
+		}
+		return out
+	}, opts.Now)); err != nil {
+		return nil, fmt.Errorf("new controller: register metrics: %w", err)
 	}
 	return c, nil
 }
@@ -106,13 +160,16 @@ func (c *Controller) Sync(ctx context.Context, req Request) (Result, error) {
 	if !ok {
 		return Result{}, &UnknownGatewayError{Name: req.Gateway, Known: c.Gateways()}
 	}
+	if !req.DryRun && !c.isOwned(req.Gateway) {
+		return Result{Gateway: req.Gateway}, fmt.Errorf("gateway %s: this replica does not hold its lock", req.Gateway)
+	}
 	return g.sync(ctx, req)
 }
 
 // Status is the controller's state for the admin API.
 type Status struct {
-	Gateways    []GatewayStatus `json:"gateways"`
-	Datacenters []DCHealth      `json:"datacenters"`
+	Gateways    []GatewayStatus
+	Datacenters []DCHealth
 }
 
 // Status returns every gateway's status and per-DC read health.
@@ -124,104 +181,55 @@ func (c *Controller) Status() Status {
 	return st
 }
 
-// Ready reports whether every gateway has completed a full sync since start.
-// It stays true through later source errors: the mirrors still serve.
+// Ready reports whether every gateway this replica writes has completed a
+// full sync. A replica that writes none is ready (a standby). It stays true
+// through later source errors: the mirrors still serve.
 func (c *Controller) Ready() bool {
-	for _, g := range c.gateways {
-		if !g.snapshot().Synced {
+	for name, g := range c.gateways {
+		if c.isOwned(name) && !g.snapshot().Synced {
 			return false
 		}
 	}
 	return true
 }
 
-// Run schedules every gateway's full reconcile, runs one at once, and blocks
-// until ctx ends. Then it stops the schedule and waits for running
-// reconciles; a txn already sent is allowed to finish.
+func (c *Controller) isOwned(gateway string) bool {
+	c.ownedMu.RLock()
+	defer c.ownedMu.RUnlock()
+	return c.owned == nil || c.owned(gateway)
+}
+
+// Run runs every gateway's loop (schedule, retries, heartbeat) until ctx
+// ends, then waits for running reconciles; a txn already sent is allowed
+// to finish.
 func (c *Controller) Run(ctx context.Context) error {
-	cl := cronLogger{c.log.Named("cron")}
-	sched := cron.New(cron.WithParser(cronParser{}), cron.WithLogger(cl),
-		cron.WithChain(cron.Recover(cl)))
-	var ids []cron.EntryID
+	var wg sync.WaitGroup
 	for _, name := range c.order {
 		g := c.gateways[name]
-		spec, err := config.ParseSchedule(g.cfg.Schedule)
-		if err != nil {
-			return fmt.Errorf("gateway %s schedule: %w", name, err)
+		wg.Go(func() { c.gatewayLoop(ctx, g) })
+		wg.Go(func() { g.heartbeatLoop(ctx, func() bool { return c.isOwned(g.cfg.Name) }) })
+		if c.events != nil {
+			wg.Go(func() { c.eventLoop(ctx, g) })
 		}
-		job := cron.NewChain(cron.SkipIfStillRunning(cl)).Then(cron.FuncJob(func() { c.scheduled(ctx, g) }))
-		ids = append(ids, sched.Schedule(spec, job))
 	}
-	sched.Start()
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		g, job := c.gateways[c.order[i]], sched.Entry(id).WrappedJob
+	if c.detector != nil {
 		wg.Go(func() {
-			// In parallel per gateway: an unreachable dedicated cluster
-			// delays only its own gateway's start, by one call timeout.
-			g.loadMarker(ctx)
-			job.Run() // first reconcile now, through the same skip-if-running wrapper
+			if err := c.detector.Run(ctx, c.HandleEvent); err != nil && ctx.Err() == nil {
+				c.log.Error("public change feed stopped; full reconciles continue on their schedule", "error", err)
+			}
 		})
 	}
 	c.log.Info("controller started", "gateways", len(c.order))
 	<-ctx.Done()
 	c.log.Info("shutting down: waiting for running reconciles")
-	<-sched.Stop().Done()
 	wg.Wait()
 	c.log.Info("controller stopped")
 	return nil
 }
 
-func (c *Controller) scheduled(ctx context.Context, g *gatewaySyncer) {
-	if ctx.Err() != nil {
-		return
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
 	}
-	res, err := g.sync(ctx, Request{Gateway: g.cfg.Name})
-	c.shared.Prune(10 * time.Minute)
-	switch {
-	case err != nil && ctx.Err() != nil:
-		g.log.Info("reconcile interrupted by shutdown")
-	case err != nil:
-		g.log.Error("reconcile failed", "error", err)
-	default:
-		lvl := hclog.Debug
-		if res.Adds+res.Updates+res.Deletes+res.DeletesHeld > 0 || !res.Complete {
-			lvl = hclog.Info
-		}
-		g.log.Log(lvl, "reconciled", "complete", res.Complete, "adds", res.Adds, "updates", res.Updates,
-			"deletes", res.Deletes, "deletes_held", res.DeletesHeld, "kept", len(res.Kept),
-			"instances", res.Instances, "duration", res.Finished.Sub(res.Started).Round(time.Millisecond))
-	}
-}
-
-// cronParser adapts config.ParseSchedule to cron's ScheduleParser.
-type cronParser struct{}
-
-func (cronParser) Parse(spec string) (cron.Schedule, error) { return config.ParseSchedule(spec) }
-
-// cronLogger adapts hclog to cron's logger.
-type cronLogger struct{ l hclog.Logger }
-
-func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug(msg, kv...) }
-func (c cronLogger) Error(err error, msg string, kv ...any) {
-	c.l.Error(msg, append(kv, "error", err)...)
-}
-
-// shareWindow is query.share_window, capped at half the shortest schedule
-// period: results are shared between gateways reconciling at about the same
-// time, never reused by the next cycle of the same gateway (that would add
-// a whole period to propagation).
-func shareWindow(cfg *config.Config, now time.Time) time.Duration {
-	w := cfg.Query.ShareWindow
-	for _, g := range cfg.Gateways {
-		spec, err := config.ParseSchedule(g.Schedule)
-		if err != nil {
-			continue // validated by config; Run reports it
-		}
-		first := spec.Next(now)
-		if half := spec.Next(first).Sub(first) / 2; half < w {
-			w = half
-		}
-	}
-	return w
+	return 0
 }

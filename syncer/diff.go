@@ -1,38 +1,65 @@
 package syncer
 
 import (
-	"cmp"
+	"maps"
 	"slices"
 	"strings"
+
+	"github.com/gwsync/gwsync/mirror"
 )
+
+// Op is what a planned change does.
+type Op string
+
+// Kind is what a planned change is about.
+type Kind string
+
+// Ops and kinds of planned changes.
+const (
+	OpAdd    Op = "add"
+	OpUpdate Op = "update"
+	OpDelete Op = "delete"
+
+	KindNode    Kind = "node"
+	KindService Kind = "service"
+)
+
+// Change is one planned write, with the reason for it.
+type Change struct {
+	Op      Op
+	Kind    Kind
+	Node    string
+	Service string
+	ID      string
+	Reason  string
+}
+
+// NodeSet writes a node. Create is set for a node the mirror does not
+// hold: it is written only if no node of that name exists (a node gwsync
+// does not know of is never overwritten).
+type NodeSet struct {
+	Node   mirror.Node
+	Create bool
+}
 
 // ServiceDelete names an instance to deregister. Consul's txn service
 // delete needs the service name as well as the ID.
 type ServiceDelete struct {
-	Key
+	mirror.Key
 	Name string
-}
-
-// Change is one planned write, with the reason for it.
-type Change struct {
-	Op      string `json:"op"`   // add, update, delete
-	Kind    string `json:"kind"` // node, service
-	Node    string `json:"node"`
-	Service string `json:"service,omitempty"`
-	ID      string `json:"id,omitempty"`
-	Reason  string `json:"reason"`
 }
 
 // Plan is what a reconcile writes, in apply order: node sets before the
 // services on them, service deletes before node deletes.
 type Plan struct {
-	NodeSets       []Node
-	ServiceSets    []Service
+	NodeSets       []NodeSet
+	ServiceSets    []mirror.Service
 	ServiceDeletes []ServiceDelete
 	NodeDeletes    []string
 	Changes        []Change
-	// DeleteInstances counts instances removed by ServiceDeletes and by
-	// NodeDeletes together.
+	// Removed lists every instance the plan removes, whether by a service
+	// delete or with its node; DeleteInstances is its length.
+	Removed         []mirror.Key
 	DeleteInstances int
 }
 
@@ -44,13 +71,13 @@ func (p Plan) Empty() bool {
 // Counts returns adds, updates and deletes (instances) in the plan.
 func (p Plan) Counts() (adds, updates, deletes int) {
 	for _, c := range p.Changes {
-		if c.Kind != "service" {
+		if c.Kind != KindService {
 			continue
 		}
 		switch c.Op {
-		case "add":
+		case OpAdd:
 			adds++
-		case "update":
+		case OpUpdate:
 			updates++
 		}
 	}
@@ -61,11 +88,33 @@ func (p Plan) Counts() (adds, updates, deletes int) {
 func (p Plan) WithoutDeletes() Plan {
 	out := Plan{NodeSets: p.NodeSets, ServiceSets: p.ServiceSets}
 	for _, c := range p.Changes {
-		if c.Op != "delete" {
+		if c.Op != OpDelete {
 			out.Changes = append(out.Changes, c)
 		}
 	}
 	return out
+}
+
+// Merge appends q's writes to p.
+func (p *Plan) Merge(q Plan) {
+	p.NodeSets = append(p.NodeSets, q.NodeSets...)
+	p.ServiceSets = append(p.ServiceSets, q.ServiceSets...)
+	p.ServiceDeletes = append(p.ServiceDeletes, q.ServiceDeletes...)
+	p.NodeDeletes = append(p.NodeDeletes, q.NodeDeletes...)
+	p.Changes = append(p.Changes, q.Changes...)
+	p.Removed = append(p.Removed, q.Removed...)
+	p.DeleteInstances += q.DeleteInstances
+}
+
+// Services returns the service names the plan touches, sorted.
+func (p Plan) Services() []string {
+	set := map[string]bool{}
+	for _, c := range p.Changes {
+		if c.Kind == KindService {
+			set[c.Service] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
 }
 
 // DiffInput is what Diff compares. Every service name that has entries in
@@ -73,11 +122,11 @@ func (p Plan) WithoutDeletes() Plan {
 // possibly with zero instances) or it is left untouched: absence is never
 // taken as proof that a service is gone.
 type DiffInput struct {
-	Actual State
+	Actual *State
 	// Desired holds, per service name, the instances the source answered.
-	Desired map[string][]Service
+	Desired map[string][]mirror.Service
 	// DesiredNodes holds the nodes the desired instances live on.
-	DesiredNodes map[string]Node
+	DesiredNodes map[string]mirror.Node
 	// DeleteEmptyNodes allows deleting owned nodes left without services
 	// (only a full-scope reconcile knows every service on a node).
 	DeleteEmptyNodes bool
@@ -86,43 +135,42 @@ type DiffInput struct {
 	Reasons map[string]string
 }
 
-// Diff computes the writes that converge Actual to Desired.
+// Diff computes the writes that converge Actual to Desired. It is pure and
+// deterministic: the same input gives the same plan, in sorted order.
 func Diff(in DiffInput) Plan {
 	var p Plan
-	remaining := map[string]int{} // services left on each actual node after the plan
-	for k := range in.Actual.Services {
-		remaining[k.Node]++
-	}
-	haveByName := map[string][]Service{}
-	for _, s := range in.Actual.Services {
-		haveByName[s.Name] = append(haveByName[s.Name], s)
+	var remaining map[string]int // services left on each node after the plan
+	if in.DeleteEmptyNodes {
+		remaining = in.Actual.NodeServices()
 	}
 	neededNodes := map[string]bool{}
-	wanted := map[Key]bool{} // keys any desired service claims (an instance may change its name)
+	wanted := map[mirror.Key]bool{} // keys any desired service claims (an instance may change its name)
 	for _, svcs := range in.Desired {
-		for _, s := range svcs {
-			wanted[s.Key()] = true
+		for i := range svcs {
+			wanted[svcs[i].Key()] = true
 		}
 	}
 	var deletes []ServiceDelete
-	for _, name := range sortedKeys(in.Desired) {
-		want := map[Key]Service{}
+	for _, name := range slices.Sorted(maps.Keys(in.Desired)) {
+		want := map[mirror.Key]mirror.Service{}
 		for _, s := range in.Desired[name] {
 			want[s.Key()] = s
 			neededNodes[s.Node] = true
 		}
-		for _, k := range sortedServiceKeys(want) {
+		for _, k := range slices.SortedFunc(maps.Keys(want), mirror.CompareKeys) {
 			s := want[k]
 			have, ok := in.Actual.Services[k]
 			switch {
 			case !ok:
 				p.ServiceSets = append(p.ServiceSets, s)
-				p.Changes = append(p.Changes, Change{Op: "add", Kind: "service", Node: s.Node, Service: s.Name, ID: s.ID, Reason: "new instance in the source answer"})
-				remaining[k.Node]++
+				p.Changes = append(p.Changes, Change{Op: OpAdd, Kind: KindService, Node: s.Node, Service: s.Name, ID: s.ID, Reason: "new instance in the source answer"})
+				if remaining != nil {
+					remaining[k.Node]++
+				}
 			default:
-				if ch := ServiceChanges(have, s); len(ch) > 0 {
+				if ch := mirror.ServiceChanges(&have, &s); len(ch) > 0 {
 					p.ServiceSets = append(p.ServiceSets, s)
-					p.Changes = append(p.Changes, Change{Op: "update", Kind: "service", Node: s.Node, Service: s.Name, ID: s.ID, Reason: "changed: " + strings.Join(ch, ", ")})
+					p.Changes = append(p.Changes, Change{Op: OpUpdate, Kind: KindService, Node: s.Node, Service: s.Name, ID: s.ID, Reason: "changed: " + strings.Join(ch, ", ")})
 				}
 			}
 		}
@@ -130,71 +178,47 @@ func Diff(in DiffInput) Plan {
 		if reason == "" {
 			reason = "not in the source answer"
 		}
-		have := haveByName[name]
-		slices.SortFunc(have, func(a, b Service) int { return cmpKey(a.Key(), b.Key()) })
-		for _, s := range have {
+		for _, s := range in.Actual.Instances(name) {
 			if wanted[s.Key()] {
 				continue
 			}
 			deletes = append(deletes, ServiceDelete{Key: s.Key(), Name: s.Name})
-			remaining[s.Node]--
-			p.Changes = append(p.Changes, Change{Op: "delete", Kind: "service", Node: s.Node, Service: s.Name, ID: s.ID, Reason: reason})
+			if remaining != nil {
+				remaining[s.Node]--
+			}
+			p.Changes = append(p.Changes, Change{Op: OpDelete, Kind: KindService, Node: s.Node, Service: s.Name, ID: s.ID, Reason: reason})
 		}
 	}
-	for _, name := range sortedKeys(neededNodes) {
+	for _, name := range slices.Sorted(maps.Keys(neededNodes)) {
 		want, ok := in.DesiredNodes[name]
 		if !ok {
 			continue
 		}
 		have, exists := in.Actual.Nodes[name]
 		if !exists {
-			p.NodeSets = append(p.NodeSets, want)
-			p.Changes = append(p.Changes, Change{Op: "add", Kind: "node", Node: name, Reason: "new node in the source answer"})
-		} else if ch := NodeChanges(have, want); len(ch) > 0 {
-			p.NodeSets = append(p.NodeSets, want)
-			p.Changes = append(p.Changes, Change{Op: "update", Kind: "node", Node: name, Reason: "changed: " + strings.Join(ch, ", ")})
+			p.NodeSets = append(p.NodeSets, NodeSet{Node: want, Create: true})
+			p.Changes = append(p.Changes, Change{Op: OpAdd, Kind: KindNode, Node: name, Reason: "new node in the source answer"})
+		} else if ch := mirror.NodeChanges(&have, &want); len(ch) > 0 {
+			p.NodeSets = append(p.NodeSets, NodeSet{Node: want})
+			p.Changes = append(p.Changes, Change{Op: OpUpdate, Kind: KindNode, Node: name, Reason: "changed: " + strings.Join(ch, ", ")})
 		}
 	}
 	deletedNode := map[string]bool{}
 	if in.DeleteEmptyNodes {
-		for _, name := range sortedKeys(in.Actual.Nodes) {
+		for _, name := range slices.Sorted(maps.Keys(in.Actual.Nodes)) {
 			if remaining[name] == 0 && !neededNodes[name] {
 				deletedNode[name] = true
 				p.NodeDeletes = append(p.NodeDeletes, name)
-				p.Changes = append(p.Changes, Change{Op: "delete", Kind: "node", Node: name, Reason: "no mirrored service left on the node"})
+				p.Changes = append(p.Changes, Change{Op: OpDelete, Kind: KindNode, Node: name, Reason: "no mirrored service left on the node"})
 			}
 		}
 	}
 	for _, d := range deletes {
 		p.DeleteInstances++
+		p.Removed = append(p.Removed, d.Key)
 		if !deletedNode[d.Node] { // a node delete removes its services
 			p.ServiceDeletes = append(p.ServiceDeletes, d)
 		}
 	}
 	return p
-}
-
-func cmpKey(a, b Key) int {
-	if c := cmp.Compare(a.Node, b.Node); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.ID, b.ID)
-}
-
-func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
-	keys := make([]K, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-func sortedServiceKeys(m map[Key]Service) []Key {
-	keys := make([]Key, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, cmpKey)
-	return keys
 }

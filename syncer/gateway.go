@@ -1,182 +1,176 @@
 package syncer
 
 import (
-	"context"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/gwsync/gwsync/config"
-	"github.com/gwsync/gwsync/syncer/mirror"
+	"github.com/gwsync/gwsync/mirror"
 )
 
-// gatewaySyncer reconciles one gateway's dedicated cluster. Reconciles of
-// one gateway never overlap: runLock serialises the scheduled ones and the
-// forced ones from the admin API. Status is kept under mu, which is never
-// held across a network call.
+// gatewaySyncer reconciles one gateway's dedicated cluster.
+//
+// Concurrency: reads of the public side run without any lock. Every write
+// (and every change to the model) happens under writeMu, which is held only
+// while planning against the model and committing, never while reading the
+// public side. A full reconcile and event-driven reconciles of a few
+// services therefore interleave; the rule that keeps them consistent is
+// that an answer is never applied over one whose execution started later
+// (applied). runMu serialises full reconciles (scheduled and forced).
 type gatewaySyncer struct {
 	cfg       config.Gateway
-	public    config.Public
-	query     config.Query
+	services  config.Services
 	safety    config.Safety
 	markerInt time.Duration
+	maxSync   time.Duration
+	maxStale  time.Duration
+	readConc  int
+	replica   string
 	shared    *Shared
-	source    *Source
-	dedicated *Dedicated
-	planner   Planner
-	selector  Selector
+	store     Store
+	enc       mirror.Encoder
+	templates *templateCache
 	log       hclog.Logger
 	metrics   *Metrics
 	now       func() time.Time
-	templates *templateCache
 
-	runLock chan struct{}
+	// failoverAny: the query fails over by nearest_n (any DC may be near);
+	// failoverDCs: its fixed failover list.
+	failoverAny bool
+	failoverDCs []string
 
-	mu     sync.Mutex
+	runMu chan struct{} // full reconciles, one at a time
+
+	// kick asks the gateway's loop for a full reconcile soon (a marker
+	// that vanished, a resync event, a new lease).
+	kick chan struct{}
+	// onFenced tells the HA layer that a write was fenced.
+	onFenced func()
+
+	writeMu sync.Mutex
+	writes  uint64 // commits so far (under writeMu)
+	// modelMu guards the model's content for readers that do not hold
+	// writeMu (source reads consult it); writers hold both.
+	modelMu sync.RWMutex
+	model   *State               // nil: not loaded (or invalidated by a conflict)
+	applied map[string]time.Time // service -> start of the execution last applied
+	marker  *mirror.Marker       // as last loaded or written
+	covered map[string]bool      // as last loaded or written
+
+	mu     sync.Mutex // status, never held across a network call
 	status GatewayStatus
-	// markerAt is when the marker was last written (zero: unknown).
-	markerAt time.Time
 }
 
-// GatewayStatus is what the admin API reports for a gateway.
+// GatewayStatus is a gateway's state for the admin API.
 type GatewayStatus struct {
-	Name             string    `json:"name"`
-	SourceDatacenter string    `json:"source_datacenter"`
-	Synced           bool      `json:"synced"` // a complete full sync has happened since start
-	Generation       uint64    `json:"generation"`
-	LastRun          time.Time `json:"last_run"`
-	LastSuccess      time.Time `json:"last_success"`
-	LastError        string    `json:"last_error,omitempty"`
-	LastErrorAt      time.Time `json:"last_error_at"`
-	Services         int       `json:"services"`
-	Instances        int       `json:"instances"`
-	DeletesHeld      int       `json:"deletes_held"`
-	HeldReason       string    `json:"held_reason,omitempty"`
-	Kept             int       `json:"services_kept"`
+	Name             string
+	SourceDatacenter string
+	// Synced: a complete full sync has happened since this replica began
+	// writing the gateway.
+	Synced      bool
+	Generation  uint64
+	LastRun     time.Time
+	LastSuccess time.Time
+	LastError   string
+	LastErrorAt time.Time
+	Services    int
+	Instances   int
+	Covered     int
+	DeletesHeld int
+	HeldReason  string
+	Kept        int
+	// Problems counts instances that could not be mirrored in the last
+	// full cycle; LastProblem is one of them.
+	Problems    int
+	LastProblem string
+	// Vouching: the marker heartbeat still runs (the last complete sync is
+	// younger than max_sync_age).
+	Vouching bool
+	// Owned: this replica holds the gateway's lock and writes it.
+	Owned bool
 }
 
-func (g *gatewaySyncer) lock(ctx context.Context) error {
+// Request asks for one reconcile of a gateway, or of some services of it.
+type Request struct {
+	Gateway string
+	// Services limits the scope (nil: the whole gateway).
+	Services []string
+	// Force applies deletes the mass-delete guard would hold, and reads
+	// the source and the mirror fresh.
+	Force bool
+	// DryRun plans without writing.
+	DryRun bool
+	// Progress, if set, is called as services are read from the source.
+	Progress func(done, total int)
+	// minAt: an event-driven reconcile uses no answer started earlier.
+	minAt time.Time
+}
+
+// Scopes of a reconcile (metric label values).
+const (
+	ScopeFull     = "full"
+	ScopeServices = "service"
+	ScopeEvent    = "event"
+)
+
+// Result is the outcome of one reconcile.
+type Result struct {
+	Gateway  string
+	Services []string
+	Scope    string
+	DryRun   bool
+	Started  time.Time
+	Finished time.Time
+	// Complete: the source was read in full (every DC, every service in
+	// scope) and every write was applied (but for rejected instances,
+	// reported in Problems).
+	Complete    bool
+	Adds        int
+	Updates     int
+	Deletes     int
+	DeletesHeld int
+	HeldReason  string
+	// Kept: service -> why its entries were left as they are.
+	Kept     map[string]string
+	Errors   []string
+	Problems []string
+	Changes  []Change
+	// Mirrored services and instances after the reconcile.
+	MirroredServices  int
+	MirroredInstances int
+	TxnOps            int
+}
+
+// maxListed bounds the errors and problems a result carries.
+const maxListed = 20
+
+func appendBounded(list []string, s ...string) []string {
+	for _, x := range s {
+		if len(list) >= maxListed {
+			return list
+		}
+		list = append(list, x)
+	}
+	return list
+}
+
+func (g *gatewaySyncer) lockRun(done <-chan struct{}) bool {
 	select {
-	case g.runLock <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("gateway %s: waiting for the running sync: %w", g.cfg.Name, ctx.Err())
+	case g.runMu <- struct{}{}:
+		return true
+	case <-done:
+		return false
 	}
 }
 
-func (g *gatewaySyncer) unlock() { <-g.runLock }
-
-// sync runs one reconcile under the gateway's run lock.
-func (g *gatewaySyncer) sync(ctx context.Context, req Request) (Result, error) {
-	if err := g.lock(ctx); err != nil {
-		return Result{Gateway: g.cfg.Name, Service: req.Service}, err
-	}
-	defer g.unlock()
-	start := g.now()
-	if req.Service == "" && !req.DryRun {
-		// A reconcile slowed down by a slow public side can outlast the
-		// resolvers' marker age: keep vouching for the (still maintained)
-		// mirror while it runs. heartbeat is check-and-set guarded.
-		hbCtx, stopHB := context.WithCancel(ctx)
-		defer stopHB()
-		go g.heartbeatWhile(hbCtx)
-	}
-	res, err := g.reconcile(ctx, req)
-	if !req.DryRun {
-		g.metrics.SyncDuration.WithLabelValues(g.cfg.Name, res.Scope).Observe(g.now().Sub(start).Seconds())
-	}
-	return res, err
-}
+func (g *gatewaySyncer) unlockRun() { <-g.runMu }
 
 func (g *gatewaySyncer) snapshot() GatewayStatus {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.status
-}
-
-// guard applies Guard with the gateway's state, and logs and counts.
-func (g *gatewaySyncer) guard(p Plan, res Result, req Request, sourceComplete bool, current int) (Plan, Result) {
-	g.mu.Lock()
-	in := GuardInput{Safety: g.safety, Synced: g.status.Synced, FullScope: req.Service == "",
-		SourceComplete: sourceComplete, Force: req.Force, Mirrored: current}
-	if req.Service != "" && g.status.Instances > current {
-		in.Mirrored = g.status.Instances // a single-service scope is judged against the whole mirror
-	}
-	g.mu.Unlock()
-	v := Guard(p, in)
-	if req.DryRun {
-		res.DeletesHeld, res.HeldReason = v.Held, v.Reason
-		return v.Plan, res
-	}
-	if v.Forced > 0 {
-		g.metrics.ForcedDeletes.WithLabelValues(g.cfg.Name).Add(float64(v.Forced))
-		g.log.Warn("forced resync applies deletes above the guard", "deletes", v.Forced, "mirrored", in.Mirrored)
-	}
-	if v.Held > 0 {
-		res.DeletesHeld, res.HeldReason = v.Held, v.Reason
-		g.metrics.DeletesHeldTotal.WithLabelValues(g.cfg.Name).Add(float64(v.Held))
-		g.log.Warn("deletes held", "deletes", v.Held, "reason", v.Reason)
-	}
-	return v.Plan, res
-}
-
-// finish updates the marker, status and metrics after an applied reconcile.
-func (g *gatewaySyncer) finish(ctx context.Context, res *Result, obs Observed, p Plan) {
-	res.Finished = g.now()
-	full := res.Scope == scopeFull
-	if full && res.Complete {
-		g.mu.Lock()
-		due := !p.Empty() || g.markerAt.IsZero() || res.Finished.Sub(g.markerAt) >= g.markerInt
-		gen := g.status.Generation + 1
-		g.mu.Unlock()
-		if due {
-			m := mirror.Marker{Version: mirror.MarkerVersion, Gateway: g.cfg.Name, Generation: gen, SyncedAt: res.Finished,
-				CheckedAt: res.Finished, Services: res.Services, Instances: res.Instances}
-			if err := g.dedicated.WriteMarker(ctx, m); err != nil {
-				res.Complete = false
-				res.Errors = appendBounded(res.Errors, err.Error())
-			} else {
-				g.mu.Lock()
-				g.markerAt, g.status.Generation = res.Finished, gen
-				g.mu.Unlock()
-			}
-		}
-	}
-	if full && !res.Complete {
-		g.heartbeat(ctx, res.Finished)
-	}
-	g.record(*res, nil)
-}
-
-// heartbeat refreshes the marker's CheckedAt after a full cycle that could
-// not complete (public trouble), at most every marker interval, and only if
-// the marker is still there: the mirror is still maintained, and during a
-// public outage it is the best data a resolver can have. A cluster without a
-// marker (restarted empty) gets one only from a complete sync.
-func (g *gatewaySyncer) heartbeat(ctx context.Context, now time.Time) {
-	g.mu.Lock()
-	due := g.markerAt.IsZero() || now.Sub(g.markerAt) >= g.markerInt
-	g.mu.Unlock()
-	if !due {
-		return
-	}
-	m, idx, found, err := g.dedicated.ReadMarker(ctx)
-	if err != nil || !found {
-		g.log.Debug("sync marker not refreshed", "found", found, "error", err)
-		return
-	}
-	m.CheckedAt = now
-	ok, err := g.dedicated.RefreshMarker(ctx, m, idx)
-	if err != nil || !ok {
-		g.log.Debug("sync marker not refreshed", "changed_meanwhile", !ok, "error", err)
-		return
-	}
-	g.mu.Lock()
-	g.markerAt = now
-	g.mu.Unlock()
 }
 
 // record stores a reconcile's outcome in status and metrics.
@@ -192,6 +186,8 @@ func (g *gatewaySyncer) record(res Result, err error) {
 		result = runPartial
 	}
 	g.metrics.SyncRuns.WithLabelValues(g.cfg.Name, res.Scope, result).Inc()
+	g.metrics.SyncDuration.WithLabelValues(g.cfg.Name, res.Scope).Observe(res.Finished.Sub(res.Started).Seconds())
+	g.metrics.InstanceProblems.WithLabelValues(g.cfg.Name).Add(float64(len(res.Problems)))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := &g.status
@@ -199,103 +195,49 @@ func (g *gatewaySyncer) record(res Result, err error) {
 	if len(res.Errors) > 0 {
 		s.LastError, s.LastErrorAt = res.Errors[0], res.Finished
 	}
-	if res.Scope != scopeFull {
+	if res.MirroredInstances > 0 || res.Scope == ScopeFull && err == nil {
+		s.Services, s.Instances = res.MirroredServices, res.MirroredInstances
+		g.metrics.MirroredServices.WithLabelValues(g.cfg.Name).Set(float64(res.MirroredServices))
+		g.metrics.MirroredInsts.WithLabelValues(g.cfg.Name).Set(float64(res.MirroredInstances))
+	}
+	if res.Scope != ScopeFull {
 		return
 	}
+	s.Problems = len(res.Problems)
+	if len(res.Problems) > 0 {
+		s.LastProblem = res.Problems[0]
+	}
 	if err == nil {
-		s.Services, s.Instances = res.Services, res.Instances
 		s.DeletesHeld, s.HeldReason, s.Kept = res.DeletesHeld, res.HeldReason, len(res.Kept)
-		g.metrics.MirroredServices.WithLabelValues(g.cfg.Name).Set(float64(res.Services))
-		g.metrics.MirroredInsts.WithLabelValues(g.cfg.Name).Set(float64(res.Instances))
 		g.metrics.DeletesHeld.WithLabelValues(g.cfg.Name).Set(float64(res.DeletesHeld))
 	}
 	if res.Complete {
 		s.Synced, s.LastSuccess = true, res.Finished
 		g.metrics.LastSuccess.WithLabelValues(g.cfg.Name).Set(float64(res.Finished.UnixNano()) / 1e9)
 	}
-	if !s.LastSuccess.IsZero() {
-		g.metrics.MirrorAge.WithLabelValues(g.cfg.Name).Set(res.Finished.Sub(s.LastSuccess).Seconds())
-	}
 }
 
-// heartbeatWhile refreshes the marker every marker interval until ctx ends.
-func (g *gatewaySyncer) heartbeatWhile(ctx context.Context) {
-	t := time.NewTicker(g.markerInt)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			g.heartbeat(ctx, g.now())
-		}
-	}
-}
-
-// loadMarker reads the marker left by an earlier run, so generations keep
-// counting up and a restart does not rewrite an up-to-date marker at once.
-func (g *gatewaySyncer) loadMarker(ctx context.Context) {
-	m, _, found, err := g.dedicated.ReadMarker(ctx)
-	if err != nil {
-		g.log.Warn("could not read the sync marker; a new one will be written after the next complete sync", "error", err)
-		return
-	}
-	if !found {
-		return
-	}
+// lastSuccess is the time of the last complete full sync (zero: none).
+func (g *gatewaySyncer) lastSuccess() time.Time {
 	g.mu.Lock()
-	g.status.Generation = m.Generation
+	defer g.mu.Unlock()
+	return g.status.LastSuccess
+}
+
+// requestFull asks for a full reconcile soon.
+func (g *gatewaySyncer) requestFull() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// setOwned records whether this replica writes the gateway.
+func (g *gatewaySyncer) setOwned(owned bool) {
+	g.mu.Lock()
+	g.status.Owned = owned
+	if !owned {
+		g.status.Synced = false
+	}
 	g.mu.Unlock()
-}
-
-func (g *gatewaySyncer) ensureTemplate(ctx context.Context) error {
-	return g.templates.ensure(ctx, g.cfg.SourceDatacenter, g.query.Manage, g.source)
-}
-
-// templateCache remembers in which DCs the template is known good, so it is
-// checked once per templateRecheck, not on every cycle.
-type templateCache struct {
-	sf  singleflight.Group
-	mu  sync.Mutex
-	ok  map[string]time.Time
-	now func() time.Time
-}
-
-// templateRecheck: someone may delete or edit the template; checking every
-// 10 minutes costs one list call per source DC.
-const templateRecheck = 10 * time.Minute
-
-func (t *templateCache) ensure(ctx context.Context, dc string, manage bool, src *Source) error {
-	t.mu.Lock()
-	at, ok := t.ok[dc]
-	t.mu.Unlock()
-	if ok && t.now().Sub(at) < templateRecheck {
-		return nil
-	}
-	// Gateways on one DC and the services of one reconcile share the check.
-	_, err, _ := t.sf.Do(dc, func() (any, error) {
-		var err error
-		if manage {
-			err = src.EnsureTemplate(ctx, dc)
-		} else {
-			err = src.CheckTemplate(ctx, dc)
-		}
-		if err == nil {
-			t.mu.Lock()
-			t.ok[dc] = t.now()
-			t.mu.Unlock()
-		}
-		return nil, err
-	})
-	if err != nil {
-		return fmt.Errorf("prepared query template: %w", err)
-	}
-	return nil
-}
-
-// invalidate forgets that dc's template was good.
-func (t *templateCache) invalidate(dc string) {
-	t.mu.Lock()
-	delete(t.ok, dc)
-	t.mu.Unlock()
 }

@@ -4,335 +4,408 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/consul/api"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/gwsync/gwsync/mirror"
 )
 
-// Request asks for one reconcile of a gateway, or of one service of it.
-type Request struct {
-	Gateway string
-	// Service limits the scope to one service ("" = the whole gateway).
-	Service string
-	// Force applies deletes the mass-delete guard would hold, and skips
-	// shared (cached) public reads.
-	Force bool
-	// DryRun plans without writing.
-	DryRun bool
-	// Progress, if set, is called as services are read from the source.
-	Progress func(done, total int)
-}
+// A full reconcile, top to bottom:
+//
+//  1. desired state: the public catalogs (which services exist, with which
+//     tags), then one prepared-query execution per service in scope
+//     (shared with the other gateways on the source DC);
+//  2. write, pipelined: as soon as a chunk of services is read, its adds
+//     and updates are planned against the model and committed, while the
+//     next chunk is read;
+//  3. guard: once every service is read, the deletes of the whole cycle
+//     pass the delete guard (no deletes on incomplete evidence, none past
+//     max_delete_fraction unless forced) and are committed;
+//  4. records: a complete cycle writes the coverage and the marker in the
+//     same txn as its last writes; the local query template follows;
+//  5. status and metrics.
+//
+// Events (a change seen on the public side) and forced resyncs of some
+// services run syncServices (targeted.go): the same steps for a few
+// services, against the model, without the catalog read.
 
-// Result is the outcome of one reconcile.
-type Result struct {
-	Gateway  string    `json:"gateway"`
-	Service  string    `json:"service,omitempty"`
-	Scope    string    `json:"scope"`
-	DryRun   bool      `json:"dry_run"`
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished"`
-	// Complete: the source was read in full (every DC, every service) and
-	// every write was applied.
-	Complete    bool              `json:"complete"`
-	Adds        int               `json:"adds"`
-	Updates     int               `json:"updates"`
-	Deletes     int               `json:"deletes"`
-	DeletesHeld int               `json:"deletes_held"`
-	HeldReason  string            `json:"held_reason,omitempty"`
-	Kept        map[string]string `json:"kept,omitempty"` // service -> why its entries were left as they are
-	Errors      []string          `json:"errors,omitempty"`
-	Changes     []Change          `json:"changes,omitempty"`
-	Services    int               `json:"services"`
-	Instances   int               `json:"instances"`
-	TxnOps      int               `json:"txn_ops"`
-}
-
+// flushServices and flushInstances bound a chunk: small enough that the
+// first writes land while most of the catalog is still being read, large
+// enough that a chunk's commit fills a few 128-op txns.
 const (
-	scopeFull    = "full"
-	scopeService = "service"
-	// maxErrorsKept bounds the errors a result carries.
-	maxErrorsKept = 20
+	flushServices  = 64
+	flushInstances = 512
 )
 
-// target is the per-service outcome of reading the source.
-type target struct {
-	name    string
-	desired []Service
-	nodes   []Node
-	auth    bool   // desired is authoritative (possibly empty)
-	reason  string // why desired is empty, or why the service is kept
-	err     error
+// sync runs one reconcile of the whole gateway or of req.Services.
+func (g *gatewaySyncer) sync(ctx context.Context, req Request) (Result, error) {
+	if len(req.Services) > 0 {
+		return g.syncServices(ctx, req)
+	}
+	if !g.lockRun(ctx.Done()) {
+		return g.newResult(req, ScopeFull), fmt.Errorf("gateway %s: waiting for the running sync: %w", g.cfg.Name, ctx.Err())
+	}
+	defer g.unlockRun()
+	return g.syncFull(ctx, req)
 }
 
-func (g *gatewaySyncer) reconcile(ctx context.Context, req Request) (Result, error) {
-	res := Result{Gateway: g.cfg.Name, Service: req.Service, Scope: scopeFull, DryRun: req.DryRun, Started: g.now(), Kept: map[string]string{}}
-	if req.Service != "" {
-		res.Scope = scopeService
-	}
-	if err := g.ensureTemplate(ctx); err != nil {
-		return g.fail(ctx, res, err)
-	}
-	disc, err := g.discover(ctx, req.Force)
-	if err != nil {
-		return g.fail(ctx, res, err)
-	}
-	var only []string
-	if req.Service != "" {
-		only = []string{req.Service}
-	}
-	obs, err := g.dedicated.Read(ctx, only)
-	if err != nil {
-		return g.fail(ctx, res, fmt.Errorf("read dedicated cluster: %w", err))
-	}
-	names := g.scopeNames(req, disc, obs)
-	targets := g.readSource(ctx, req, disc, obs, names)
+func (g *gatewaySyncer) newResult(req Request, scope string) Result {
+	return Result{Gateway: g.cfg.Name, Services: req.Services, Scope: scope, DryRun: req.DryRun, Started: g.now(), Kept: map[string]string{}}
+}
 
-	in := DiffInput{Actual: obs.State, Desired: map[string][]Service{}, DesiredNodes: map[string]Node{}, Reasons: map[string]string{}, DeleteEmptyNodes: req.Service == ""}
-	sourceComplete := disc.Complete
-	for _, t := range targets {
-		switch {
-		case t.err != nil:
-			sourceComplete = false
-			res.Kept[t.name] = "source read failed"
-			res.Errors = appendBounded(res.Errors, t.err.Error())
-			g.metrics.ServiceErrors.WithLabelValues(g.cfg.Name).Inc()
-		case !t.auth:
-			if t.reason != "" {
-				res.Kept[t.name] = t.reason
-			}
-		default:
-			in.Desired[t.name] = t.desired
-			if t.reason != "" {
-				in.Reasons[t.name] = t.reason
-			}
-			for _, n := range t.nodes {
-				if obs.Foreign[n.Name] {
-					res.Errors = appendBounded(res.Errors, fmt.Sprintf("node %q exists and is not owned by gwsync: left alone", n.Name))
-					delete(in.Desired, t.name)
-					res.Kept[t.name] = "node name taken by an entry gwsync does not own"
-					break
+// fullRun is the state of one full reconcile.
+type fullRun struct {
+	req     Request
+	res     Result
+	model   *State // g.model, or a private copy for a dry run
+	targets []target
+	// sourceComplete: every DC's catalog and every service were read.
+	sourceComplete bool
+	// failed is set once a commit failed: later chunks are not written.
+	failed error
+	plan   Plan // everything written (or, dry, planned)
+}
+
+func (g *gatewaySyncer) syncFull(ctx context.Context, req Request) (Result, error) {
+	run := &fullRun{req: req, res: g.newResult(req, ScopeFull)}
+	if err := g.templates.ensure(ctx, g.cfg.SourceDatacenter, !req.DryRun); err != nil {
+		return g.fail(run.res, err)
+	}
+	var minAt time.Time
+	if req.Force {
+		minAt = g.now()
+	}
+	disc, err := g.discover(ctx, minAt)
+	if err != nil {
+		return g.fail(run.res, err)
+	}
+	if run.model, err = g.loadModel(ctx, req.DryRun); err != nil {
+		return g.fail(run.res, fmt.Errorf("read dedicated cluster: %w", err))
+	}
+	run.sourceComplete = disc.complete
+	names := g.scope(&disc, run.model)
+	g.readAndWrite(ctx, run, readRequest{disc: &disc, minAt: minAt, model: run.model}, names)
+	if run.failed == nil && ctx.Err() == nil {
+		g.finishFull(ctx, run)
+	}
+	res := run.res
+	res.Finished = g.now()
+	res.Changes = run.plan.Changes
+	res.Adds, res.Updates, res.Deletes = run.plan.Counts()
+	g.modelMu.RLock()
+	res.MirroredServices, res.MirroredInstances = run.model.Counts()
+	g.modelMu.RUnlock()
+	err = run.failed
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		res.Complete = false
+		res.Errors = appendBounded(res.Errors, err.Error())
+	}
+	g.record(res, err)
+	g.shared.Prune()
+	return res, err
+}
+
+// scope is every selected service plus every mirrored one.
+func (g *gatewaySyncer) scope(d *discovery, model *State) []string {
+	set := map[string]bool{}
+	for name, tags := range d.tags {
+		if g.services.Selects(name, tags) {
+			set[name] = true
+		}
+	}
+	g.modelMu.RLock()
+	for _, name := range model.ServiceNames() {
+		set[name] = true
+	}
+	g.modelMu.RUnlock()
+	return slices.Sorted(maps.Keys(set))
+}
+
+// readAndWrite reads the source for names (bounded concurrency) and
+// commits adds and updates chunk by chunk as the answers arrive.
+func (g *gatewaySyncer) readAndWrite(ctx context.Context, run *fullRun, r readRequest, names []string) {
+	out := make(chan target, flushServices)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(out)
+		var done int
+		var mu sync.Mutex
+		eg, ectx := errgroup.WithContext(rctx)
+		eg.SetLimit(g.readConc)
+		for _, name := range names {
+			eg.Go(func() error {
+				t := g.readService(ectx, r, name)
+				select {
+				case out <- t:
+				case <-ectx.Done():
+					return ectx.Err()
 				}
-				in.DesiredNodes[n.Name] = n
+				if run.req.Progress != nil {
+					mu.Lock()
+					done++
+					run.req.Progress(done, len(names))
+					mu.Unlock()
+				}
+				return nil
+			})
+		}
+		_ = eg.Wait() // readService reports through target.err
+	}()
+	var chunk []target
+	instances := 0
+	for t := range out {
+		if g.classify(&run.res, &t) {
+			run.sourceComplete = false
+		}
+		run.targets = append(run.targets, t)
+		chunk = append(chunk, t)
+		instances += len(t.desired)
+		if len(chunk) >= flushServices || instances >= flushInstances {
+			g.flush(ctx, run, chunk)
+			chunk, instances = nil, 0
+			if run.failed != nil {
+				cancel() // stop reading: nothing more will be written this cycle
 			}
 		}
 	}
-	plan := Diff(in)
-	plan, res = g.guard(plan, res, req, sourceComplete, len(obs.Services))
-	res.Changes = plan.Changes
-	res.Adds, res.Updates, res.Deletes = plan.Counts()
-	_, res.Instances = countInstances(obs.State)
-	res.Instances += res.Adds - res.Deletes
-	if req.DryRun {
-		res.Finished = g.now()
-		return res, nil
-	}
-	applied, applyErr := g.dedicated.Apply(ctx, plan)
-	res.TxnOps = applied.Ops
-	if applyErr != nil {
-		res.Errors = appendBounded(res.Errors, applyErr.Error())
-	}
-	res.Complete = sourceComplete && applyErr == nil
-	if req.Service == "" {
-		res.Services = g.mirroredServices(obs, plan)
-	}
-	g.finish(ctx, &res, obs, plan)
-	if applyErr != nil {
-		return res, fmt.Errorf("apply: %w", applyErr)
-	}
-	return res, nil
+	g.flush(ctx, run, chunk)
 }
 
-func appendBounded(list []string, s string) []string {
-	if len(list) >= maxErrorsKept {
-		return list
+// classify records a target's errors, problems and kept reason in res; it
+// reports whether the source read failed.
+func (g *gatewaySyncer) classify(res *Result, t *target) (failed bool) {
+	switch {
+	case t.err != nil:
+		failed = true
+		res.Kept[t.name] = "source read failed"
+		res.Errors = appendBounded(res.Errors, t.err.Error())
+		g.metrics.ServiceErrors.WithLabelValues(g.cfg.Name).Inc()
+	case !t.auth && t.reason != "":
+		res.Kept[t.name] = t.reason
 	}
-	return append(list, s)
+	if len(t.problems) > 0 {
+		res.Problems = appendBounded(res.Problems, t.problems...)
+		for _, p := range t.problems {
+			g.log.Warn("instance not mirrored", "service", t.name, "problem", p)
+		}
+	}
+	return failed
 }
 
-func (g *gatewaySyncer) fail(ctx context.Context, res Result, err error) (Result, error) {
+// flush plans a chunk's adds and updates against the model and commits
+// them (deletes wait for the end of the cycle and the guard).
+func (g *gatewaySyncer) flush(ctx context.Context, run *fullRun, chunk []target) {
+	if len(chunk) == 0 || run.failed != nil || ctx.Err() != nil {
+		return
+	}
+	g.writeMu.Lock()
+	defer g.writeMu.Unlock()
+	in := g.diffInput(run.model, chunk, false)
+	p := Diff(in).WithoutDeletes()
+	if p.Empty() {
+		g.markApplied(chunk, run.req.DryRun)
+		return
+	}
+	c, err := g.commit(ctx, run.model, Write{Plan: p, Touched: p.Services()}, run.req.DryRun)
+	run.res.TxnOps += c.Ops
+	g.noteRejected(&run.res, c.Rejected)
+	if err != nil {
+		run.failed = fmt.Errorf("apply: %w", err)
+		return
+	}
+	run.plan.Merge(p)
+	g.markApplied(chunk, run.req.DryRun)
+}
+
+// diffInput is the Diff input for the authoritative targets of a chunk
+// whose answers are not older than what the mirror already holds.
+func (g *gatewaySyncer) diffInput(model *State, ts []target, deleteEmptyNodes bool) DiffInput {
+	in := DiffInput{Actual: model, Desired: map[string][]mirror.Service{}, DesiredNodes: map[string]mirror.Node{},
+		Reasons: map[string]string{}, DeleteEmptyNodes: deleteEmptyNodes}
+	for _, t := range ts {
+		if !t.auth || g.superseded(t) {
+			continue
+		}
+		in.Desired[t.name] = t.desired
+		if t.reason != "" {
+			in.Reasons[t.name] = t.reason
+		}
+		for _, n := range t.nodes {
+			in.DesiredNodes[n.Name] = n
+		}
+	}
+	return in
+}
+
+// superseded reports whether a newer answer for t's service has been
+// applied since t was read (an event-driven reconcile ran meanwhile).
+// Called with writeMu held.
+func (g *gatewaySyncer) superseded(t target) bool {
+	at, ok := g.applied[t.name]
+	return ok && !t.at.IsZero() && at.After(t.at)
+}
+
+// markApplied records the answers of ts as the mirror's. writeMu held.
+func (g *gatewaySyncer) markApplied(ts []target, dry bool) {
+	if dry {
+		return
+	}
+	for _, t := range ts {
+		if t.auth && !t.at.IsZero() && !g.superseded(t) {
+			g.applied[t.name] = t.at
+		}
+	}
+}
+
+// finishFull plans the cycle's deletes against the model, passes them
+// through the guard, and commits them with the cycle's records.
+func (g *gatewaySyncer) finishFull(ctx context.Context, run *fullRun) {
+	g.writeMu.Lock()
+	defer g.writeMu.Unlock()
+	all := Diff(g.diffInput(run.model, run.targets, true))
+	dp := onlyDeletes(all)
+	v := Guard(dp, GuardInput{Safety: g.safety, Synced: g.snapshot().Synced, FullScope: true,
+		SourceComplete: run.sourceComplete, Force: run.req.Force, Mirrored: len(run.model.Services)})
+	g.noteGuard(&run.res, v, run.req.DryRun)
+	w := Write{Plan: v.Plan, Touched: v.Plan.Services()}
+	complete := run.sourceComplete
+	if complete {
+		w.Coverage = g.coverage(run)
+		w.Marker = g.nextMarker(run, w)
+	}
+	if !run.req.DryRun && w.Plan.Empty() && w.Marker == nil && !coverageChanged(g.covered, w.Coverage) {
+		run.res.Complete = complete
+		g.completed(ctx, run, complete, nil)
+		return
+	}
+	c, err := g.commit(ctx, run.model, w, run.req.DryRun)
+	run.res.TxnOps += c.Ops
+	g.noteRejected(&run.res, c.Rejected)
+	if err != nil {
+		run.failed = fmt.Errorf("apply: %w", err)
+		return
+	}
+	run.plan.Merge(v.Plan)
+	run.res.Complete = complete
+	g.completed(ctx, run, complete, &w)
+}
+
+// onlyDeletes keeps a plan's deletes.
+func onlyDeletes(p Plan) Plan {
+	out := Plan{ServiceDeletes: p.ServiceDeletes, NodeDeletes: p.NodeDeletes, Removed: p.Removed, DeleteInstances: p.DeleteInstances}
+	for _, c := range p.Changes {
+		if c.Op == OpDelete {
+			out.Changes = append(out.Changes, c)
+		}
+	}
+	return out
+}
+
+// fail ends a reconcile that could not start (template, catalog, mirror).
+func (g *gatewaySyncer) fail(res Result, err error) (Result, error) {
 	res.Finished = g.now()
 	res.Errors = appendBounded(res.Errors, err.Error())
-	if res.Scope == scopeFull && !res.DryRun && ctx.Err() == nil {
-		g.heartbeat(ctx, res.Finished)
-	}
 	g.record(res, err)
 	return res, err
 }
 
-// discover reads every public DC's catalog. A DC that does not answer makes
-// the discovery incomplete: nothing may then be deleted for being absent.
-func (g *gatewaySyncer) discover(ctx context.Context, fresh bool) (Discovery, error) {
-	dcs, err := g.shared.Datacenters(ctx, fresh)
-	if err != nil {
-		return Discovery{}, fmt.Errorf("list public datacenters: %w", err)
-	}
-	d := Discovery{Datacenters: dcs, Tags: map[string][]string{}, Complete: true}
-	var mu sync.Mutex
-	var eg errgroup.Group
-	for _, dc := range dcs {
-		eg.Go(func() error {
-			services, err := g.shared.Services(ctx, dc, fresh)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				d.Complete = false
-				g.log.Warn("public datacenter catalog unavailable; nothing absent from it will be deleted", "dc", dc, "error", err)
-				return nil
-			}
-			d.merge(services)
-			return nil
-		})
-	}
-	_ = eg.Wait() // goroutines record errors; they never return one
-	return d, nil
-}
-
-// scopeNames returns the services a reconcile looks at.
-func (g *gatewaySyncer) scopeNames(req Request, disc Discovery, obs Observed) []string {
-	if req.Service != "" {
-		return []string{req.Service}
-	}
-	set := map[string]bool{}
-	for name, tags := range disc.Tags {
-		if g.selector.Selected(name, tags) {
-			set[name] = true
-		}
-	}
-	for _, name := range obs.ServiceNames {
-		set[name] = true
-	}
-	return sortedKeys(set)
-}
-
-// readSource executes the prepared query for every service in scope,
-// bounded: at most 2 x max_in_flight_per_dc goroutines per reconcile.
-func (g *gatewaySyncer) readSource(ctx context.Context, req Request, disc Discovery, obs Observed, names []string) []target {
-	out := make([]target, len(names))
-	var done int
-	var mu sync.Mutex
-	var eg errgroup.Group
-	eg.SetLimit(2 * g.public.MaxInFlightPerDC)
-	for i, name := range names {
-		eg.Go(func() error {
-			out[i] = g.readService(ctx, req, disc, obs, name)
-			if req.Progress != nil {
-				mu.Lock()
-				done++
-				req.Progress(done, len(names))
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	_ = eg.Wait() // readService reports through target.err
-	return out
-}
-
-func (g *gatewaySyncer) readService(ctx context.Context, req Request, disc Discovery, obs Observed, name string) target {
-	t := target{name: name}
-	tags, exists := disc.Tags[name]
-	if !exists || !g.selector.Selected(name, tags) {
-		switch {
-		case exists:
-			t.auth, t.reason = true, "service no longer selected by the configuration"
-		case disc.Complete:
-			t.auth, t.reason = true, "service no longer in any public datacenter"
-		default:
-			t.reason = "service not seen, but not every datacenter answered"
-		}
-		return t
-	}
-	ans, err := g.shared.Execute(ctx, g.cfg.SourceDatacenter, name, req.Force)
-	if isQueryNotFound(err) {
-		// The template vanished (a public DC restarted empty, or someone
-		// deleted it): recreate it and ask again, once.
-		g.templates.invalidate(g.cfg.SourceDatacenter)
-		if terr := g.ensureTemplate(ctx); terr != nil {
-			t.err = fmt.Errorf("service %q: %w", name, terr)
-			return t
-		}
-		ans, err = g.shared.Execute(ctx, g.cfg.SourceDatacenter, name, true)
-	}
-	if err != nil {
-		t.err = fmt.Errorf("service %q: %w", name, err)
-		return t
-	}
-	if len(ans.Nodes) == 0 {
-		return g.confirmEmpty(ctx, disc, obs, t)
-	}
-	nodes, svcs, problems := g.planner.Desired(name, ans)
-	if len(problems) > 0 {
-		t.err = errors.Join(problems...)
-		return t
-	}
-	t.auth, t.desired, t.nodes = true, svcs, nodes
-	return t
-}
-
-// confirmEmpty: an empty answer is not proof (an unreachable failover DC
-// answers empty too). The mirrored entries go only when every DC answers
-// that it has no usable instance of the service.
-func (g *gatewaySyncer) confirmEmpty(ctx context.Context, disc Discovery, obs Observed, t target) target {
-	mirrored := false
-	for _, s := range obs.Services {
-		if s.Name == t.name {
-			mirrored = true
-			break
-		}
-	}
-	if !mirrored {
-		t.auth = true // nothing to delete, nothing to add
-		return t
-	}
-	if !disc.Complete {
-		t.reason = "empty answer not confirmed: not every datacenter answered"
-		return t
-	}
-	for _, dc := range disc.Datacenters {
-		n, err := g.shared.PassingCount(ctx, dc, t.name)
+// loadModel reads the mirror. For a dry run it returns a private copy;
+// otherwise it becomes the gateway's model. Event-driven commits may land
+// while the cluster is being read: if one did, it is read again under the
+// write lock, so the model never misses a write.
+func (g *gatewaySyncer) loadModel(ctx context.Context, dry bool) (*State, error) {
+	if dry {
+		snap, err := g.store.Load(ctx)
 		if err != nil {
-			t.reason = "empty answer not confirmed: " + dc + " did not answer"
-			return t
+			return nil, err
 		}
-		if n > 0 {
-			t.reason = "empty answer not confirmed: " + dc + " has usable instances (failover DC unreachable or out of reach of the query)"
-			return t
+		return &snap.State, nil
+	}
+	g.writeMu.Lock()
+	seq := g.writes
+	g.writeMu.Unlock()
+	snap, err := g.store.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.writeMu.Lock()
+	defer g.writeMu.Unlock()
+	if g.writes != seq {
+		if snap, err = g.store.Load(ctx); err != nil {
+			return nil, err
 		}
 	}
-	t.auth, t.reason = true, "no usable instance in any datacenter (confirmed)"
-	return t
+	g.modelMu.Lock()
+	g.model = &snap.State
+	g.modelMu.Unlock()
+	g.marker, g.covered = snap.Marker, snap.Coverage
+	return g.model, nil
 }
 
-// mirroredServices counts service names left after the plan.
-func (g *gatewaySyncer) mirroredServices(obs Observed, p Plan) int {
-	left := map[string]int{}
-	for _, s := range obs.Services {
-		left[s.Name]++
+// commit writes w (or, dry, applies it to the private model) and keeps the
+// model in step. A conflict or a fence invalidates the model: the next
+// reconcile reloads it. writeMu held.
+func (g *gatewaySyncer) commit(ctx context.Context, model *State, w Write, dry bool) (Committed, error) {
+	if dry {
+		g.modelMu.Lock()
+		model.Apply(w.Plan, nil)
+		g.modelMu.Unlock()
+		return Committed{Ops: opCount(w.Plan)}, nil
 	}
-	for _, s := range p.ServiceSets {
-		if _, ok := obs.Services[s.Key()]; !ok {
-			left[s.Name]++
+	c, err := g.store.Commit(ctx, w)
+	g.writes++
+	if err != nil {
+		if errors.Is(err, ErrFenced) {
+			g.metrics.Fenced.WithLabelValues(g.cfg.Name).Inc()
+			g.log.Error("write rejected by the HA fence: this replica no longer holds the gateway's lock; it stops writing the gateway")
+			if g.onFenced != nil {
+				g.onFenced()
+			}
 		}
+		g.modelMu.Lock()
+		g.model = nil
+		g.modelMu.Unlock()
+		return c, err
 	}
-	for _, c := range p.Changes {
-		if c.Kind == "service" && c.Op == "delete" {
-			left[c.Service]--
-		}
-	}
-	n := 0
-	for _, v := range left {
-		if v > 0 {
-			n++
-		}
-	}
-	return n
+	g.modelMu.Lock()
+	model.Apply(w.Plan, c.Rejected)
+	g.modelMu.Unlock()
+	return c, nil
 }
 
-// isQueryNotFound reports whether err is Consul's 404 for an unknown query.
-func isQueryNotFound(err error) bool {
-	var se api.StatusError
-	return errors.As(err, &se) && se.Code == http.StatusNotFound
+func opCount(p Plan) int {
+	return len(p.NodeSets) + len(p.ServiceSets) + len(p.ServiceDeletes) + len(p.NodeDeletes)
+}
+
+func (g *gatewaySyncer) noteRejected(res *Result, rej []Rejected) {
+	for _, r := range rej {
+		msg := fmt.Sprintf("%s %s/%s rejected by the dedicated cluster: %s", r.Kind, r.Node, r.ID, r.Reason)
+		res.Problems = appendBounded(res.Problems, msg)
+		g.log.Warn("dedicated cluster rejected a write", "kind", string(r.Kind), "node", r.Node, "service", r.Service, "id", r.ID, "reason", r.Reason)
+	}
+}
+
+// noteGuard records (and, for a real run, logs and counts) the guard's
+// verdict.
+func (g *gatewaySyncer) noteGuard(res *Result, v GuardVerdict, dry bool) {
+	res.DeletesHeld, res.HeldReason = v.Held, v.Reason
+	if dry {
+		return
+	}
+	if v.Forced > 0 {
+		g.metrics.ForcedDeletes.WithLabelValues(g.cfg.Name).Add(float64(v.Forced))
+		g.log.Warn("forced resync applies deletes above the guard", "deletes", v.Forced)
+	}
+	if v.Held > 0 {
+		g.metrics.DeletesHeldTotal.WithLabelValues(g.cfg.Name).Add(float64(v.Held))
+		g.log.Warn("deletes held", "deletes", v.Held, "reason", v.Reason)
+	}
 }

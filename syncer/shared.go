@@ -2,6 +2,11 @@ package syncer
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -9,19 +14,29 @@ import (
 )
 
 // Shared lets every gateway on a source DC use one public read per
-// (operation, DC, service) and share window: concurrent callers join the
-// call in flight (single-flight), and later callers within the window reuse
-// its result, errors included, so a failing DC is not hammered once per
-// gateway. This is what keeps public load flat as gateways are added.
+// (operation, DC, service): concurrent callers join the call in flight
+// (single-flight), and later callers reuse its result, errors included, as
+// long as it is younger than the share window and started no earlier than
+// they need (minAt: an event-driven reconcile needs an answer read after
+// the change it reacts to). This is what keeps public load flat as
+// gateways are added.
+//
+// It also keeps each DC's health: a DC whose calls keep failing is backed
+// off (exponential, with jitter, bounded), so a DC that is down costs a few
+// requests a minute, not one per service per cycle.
 type Shared struct {
-	src    *Source
-	window time.Duration
-	now    func() time.Time
+	pub     Public
+	window  time.Duration
+	backMin time.Duration
+	backMax time.Duration
+	now     func() time.Time
+	onDC    func(dc string, up bool)
 
-	mu    sync.Mutex
-	cache map[string]sharedEntry
-	sf    singleflight.Group
-	dcs   map[string]*DCHealth
+	mu       sync.Mutex
+	cache    map[string]sharedEntry
+	sf       singleflight.Group
+	dcs      map[string]*DCHealth
+	answered map[string]string // "dc|service" -> DC that answered its last execution
 }
 
 type sharedEntry struct {
@@ -32,36 +47,62 @@ type sharedEntry struct {
 
 // DCHealth is the recent health of reads from one public DC.
 type DCHealth struct {
-	Datacenter string    `json:"datacenter"`
-	LastOK     time.Time `json:"last_ok"`
-	LastError  string    `json:"last_error,omitempty"`
-	LastErrAt  time.Time `json:"last_error_at"`
-	Failures   int       `json:"consecutive_failures"`
+	Datacenter string
+	LastOK     time.Time
+	LastError  string
+	LastErrAt  time.Time
+	Failures   int
+	// RetryAt is when calls to the DC resume after failures (zero: now).
+	RetryAt time.Time
 }
 
-// NewShared shares src's reads within window.
-func NewShared(src *Source, window time.Duration, now func() time.Time) *Shared {
-	return &Shared{src: src, window: window, now: now, cache: map[string]sharedEntry{}, dcs: map[string]*DCHealth{}}
+// ErrBackoff: calls to a DC are paused after consecutive failures.
+var ErrBackoff = errors.New("backing off after consecutive failures")
+
+// SharedOptions configure NewShared.
+type SharedOptions struct {
+	Window     time.Duration
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	Now        func() time.Time
+	// OnDC, if set, is told after each call whether the DC answered.
+	OnDC func(dc string, up bool)
 }
 
-// do returns a cached result younger than the window, or runs fn once for
-// all concurrent callers of key. fresh skips the cache (forced resync).
-func (s *Shared) do(ctx context.Context, key, dc string, fresh bool, fn func(context.Context) (any, error)) (any, error) {
-	if !fresh {
-		s.mu.Lock()
-		e, ok := s.cache[key]
-		s.mu.Unlock()
-		if ok && s.now().Sub(e.at) <= s.window {
-			return e.val, e.err
-		}
+// NewShared shares pub's reads.
+func NewShared(pub Public, o SharedOptions) *Shared {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Shared{pub: pub, window: o.Window, backMin: o.BackoffMin, backMax: max(o.BackoffMax, o.BackoffMin), now: o.Now, onDC: o.OnDC,
+		cache: map[string]sharedEntry{}, dcs: map[string]*DCHealth{}, answered: map[string]string{}}
+}
+
+// do returns a cached result started at or after minAt and younger than
+// the window, or runs fn once for all concurrent callers of key.
+func (s *Shared) do(ctx context.Context, key, dc string, minAt time.Time, fn func(context.Context) (any, error)) (any, error) {
+	s.mu.Lock()
+	e, ok := s.cache[key]
+	var wait time.Time
+	if h := s.dcs[dc]; h != nil {
+		wait = h.RetryAt
+	}
+	s.mu.Unlock()
+	now := s.now()
+	if ok && !e.at.Before(minAt) && now.Sub(e.at) <= s.window {
+		return e.val, e.err
+	}
+	if dc != "" && now.Before(wait) {
+		return nil, fmt.Errorf("public datacenter %s: %w (retry in %s)", dc, ErrBackoff, wait.Sub(now).Round(time.Millisecond))
 	}
 	// The shared call must not die with whichever caller started it: it
-	// runs detached (Source.call bounds it with its own timeout), and each
-	// caller waits only as long as its own context allows.
+	// runs detached (Public bounds every call with its own deadline), and
+	// each caller waits only as long as its own context allows.
 	ch := s.sf.DoChan(key, func() (any, error) {
+		start := s.now()
 		v, err := fn(context.WithoutCancel(ctx))
 		s.mu.Lock()
-		s.cache[key] = sharedEntry{at: s.now(), val: v, err: err}
+		s.cache[key] = sharedEntry{at: start, val: v, err: err}
 		s.recordLocked(dc, err)
 		s.mu.Unlock()
 		return v, err
@@ -74,6 +115,8 @@ func (s *Shared) do(ctx context.Context, key, dc string, fresh bool, fn func(con
 	}
 }
 
+// recordLocked updates dc's health. Only failures of the DC itself count:
+// a missing query or a denied token is an answer from a live DC.
 func (s *Shared) recordLocked(dc string, err error) {
 	if dc == "" {
 		return
@@ -83,12 +126,39 @@ func (s *Shared) recordLocked(dc string, err error) {
 		h = &DCHealth{Datacenter: dc}
 		s.dcs[dc] = h
 	}
-	if err == nil {
-		h.LastOK, h.Failures = s.now(), 0
+	now := s.now()
+	if err == nil || !dcFailure(err) {
+		h.LastOK, h.Failures, h.RetryAt = now, 0, time.Time{}
+		if s.onDC != nil {
+			s.onDC(dc, true)
+		}
 		return
 	}
-	h.LastError, h.LastErrAt = err.Error(), s.now()
+	h.LastError, h.LastErrAt = err.Error(), now
 	h.Failures++
+	if s.backMin > 0 {
+		h.RetryAt = now.Add(backoff(s.backMin, s.backMax, h.Failures))
+	}
+	if s.onDC != nil {
+		s.onDC(dc, false)
+	}
+}
+
+// dcFailure tells a failure of the DC (no answer, 5xx, 429) from an answer
+// about the request (a 404 for a missing query, a 403).
+func dcFailure(err error) bool {
+	return !errors.Is(err, ErrQueryNotFound) && !isClientError(err)
+}
+
+// backoff is exponential from lo to hi with full jitter over its upper
+// half, so callers that failed together do not retry together.
+func backoff(lo, hi time.Duration, failures int) time.Duration {
+	d := lo
+	for i := 1; i < failures && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d/2+1)
 }
 
 // Health returns a copy of per-DC read health, sorted by DC.
@@ -96,50 +166,73 @@ func (s *Shared) Health() []DCHealth {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]DCHealth, 0, len(s.dcs))
-	for _, dc := range sortedKeys(s.dcs) {
+	for _, dc := range slices.Sorted(maps.Keys(s.dcs)) {
 		out = append(out, *s.dcs[dc])
 	}
 	return out
 }
 
-// Prune drops cached results older than maxAge, so services that vanished
-// do not pin memory.
-func (s *Shared) Prune(maxAge time.Duration) {
+// Prune drops cached results older than the share window (their only use),
+// so a large catalog does not pin its answers in memory between cycles.
+func (s *Shared) Prune() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	for k, e := range s.cache {
-		if now.Sub(e.at) > maxAge {
+		if now.Sub(e.at) > s.window {
 			delete(s.cache, k)
 		}
 	}
 }
 
 // Datacenters lists the federation's DCs.
-func (s *Shared) Datacenters(ctx context.Context, fresh bool) ([]string, error) {
-	v, err := s.do(ctx, "dcs", "", fresh, func(ctx context.Context) (any, error) { return s.src.Datacenters(ctx) })
+func (s *Shared) Datacenters(ctx context.Context, minAt time.Time) ([]string, error) {
+	v, err := s.do(ctx, "dcs", "", minAt, func(ctx context.Context) (any, error) { return s.pub.Datacenters(ctx) })
 	dcs, _ := v.([]string)
 	return dcs, err
 }
 
-// Services lists dc's services with their tags.
-func (s *Shared) Services(ctx context.Context, dc string, fresh bool) (map[string][]string, error) {
-	v, err := s.do(ctx, "services|"+dc, dc, fresh, func(ctx context.Context) (any, error) { return s.src.Services(ctx, dc) })
-	m, _ := v.(map[string][]string)
-	return m, err
+// Catalog lists dc's services with their tags.
+func (s *Shared) Catalog(ctx context.Context, dc string, minAt time.Time) (Catalog, error) {
+	v, err := s.do(ctx, "catalog|"+dc, dc, minAt, func(ctx context.Context) (any, error) { return s.pub.Catalog(ctx, dc) })
+	c, _ := v.(Catalog)
+	return c, err
 }
 
 // Execute runs (or reuses) the prepared query for service in dc.
-func (s *Shared) Execute(ctx context.Context, dc, service string, fresh bool) (Answer, error) {
-	v, err := s.do(ctx, "execute|"+dc+"|"+service, dc, fresh, func(ctx context.Context) (any, error) {
-		return s.src.Execute(ctx, dc, service)
+func (s *Shared) Execute(ctx context.Context, dc, service string, minAt time.Time) (Answer, error) {
+	v, err := s.do(ctx, "execute|"+dc+"|"+service, dc, minAt, func(ctx context.Context) (any, error) {
+		a, err := s.pub.Execute(ctx, dc, service)
+		if err == nil {
+			s.mu.Lock()
+			if len(a.Endpoints) > 0 {
+				s.answered[dc+"|"+service] = a.Datacenter
+			} else {
+				delete(s.answered, dc+"|"+service)
+			}
+			s.mu.Unlock()
+		}
+		return a, err
 	})
 	a, _ := v.(Answer)
 	return a, err
 }
 
-// PassingCount counts service's usable instances in dc (not shared: it only
+// AnsweredBy returns the DC whose instances answered the last execution of
+// service's query from dc ("" and false: unknown, or no instances).
+func (s *Shared) AnsweredBy(dc, service string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.answered[dc+"|"+service]
+	return d, ok
+}
+
+// Usable counts service's usable instances in dc (never shared: it only
 // runs to confirm an empty answer before a delete, and must be fresh).
-func (s *Shared) PassingCount(ctx context.Context, dc, service string) (int, error) {
-	return s.src.PassingCount(ctx, dc, service)
+func (s *Shared) Usable(ctx context.Context, dc, service string) (int, Evidence, error) {
+	n, ev, err := s.pub.Usable(ctx, dc, service)
+	s.mu.Lock()
+	s.recordLocked(dc, err)
+	s.mu.Unlock()
+	return n, ev, err
 }

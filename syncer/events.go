@@ -1,0 +1,184 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gwsync/gwsync/syncer/watch"
+)
+
+// The event path: a detector (syncer/watch) watches every public DC and
+// says which services changed there. For each change the dispatcher finds
+// the (gateway, service) pairs whose answer may change, and each gateway's
+// event worker reconciles just those services (targeted.go). Work is
+// coalesced: while a gateway reconciles some services, new changes for it
+// accumulate and are taken together in its next round, so a burst of
+// changes to one service costs a few executions, not one per change. The
+// executions themselves are shared between gateways on the same source DC
+// (Shared, with minAt: an answer that started after the change).
+
+// UsableCounter says how many usable instances a service has in a DC, as
+// the detector last saw (known false: not seen).
+type UsableCounter interface {
+	Usable(dc, service string) (n int, known bool)
+}
+
+// events is the dispatcher's state.
+type events struct {
+	usable UsableCounter
+	mu     sync.Mutex
+	// pending per gateway: service -> time of the earliest change waiting.
+	pending map[string]map[string]time.Time
+	wake    map[string]chan struct{}
+}
+
+func newEvents(gateways []string, usable UsableCounter) *events {
+	e := &events{usable: usable, pending: map[string]map[string]time.Time{}, wake: map[string]chan struct{}{}}
+	for _, g := range gateways {
+		e.pending[g] = map[string]time.Time{}
+		e.wake[g] = make(chan struct{}, 1)
+	}
+	return e
+}
+
+// HandleEvent takes one detector event (the detector's sink).
+func (c *Controller) HandleEvent(ev watch.Event) {
+	if c.events == nil {
+		return
+	}
+	c.metrics.EventsReceived.WithLabelValues(ev.DC).Inc()
+	for _, name := range c.order {
+		g := c.gateways[name]
+		if !c.isOwned(name) {
+			continue
+		}
+		if ev.Resync {
+			if g.dependsOn(ev.DC) {
+				g.log.Info("public change feed resynchronised: full reconcile", "dc", ev.DC)
+				g.requestFull()
+			}
+			continue
+		}
+		var affected []string
+		for _, s := range ev.Services {
+			if c.affects(g, ev.DC, s) {
+				affected = append(affected, s)
+			}
+		}
+		if len(affected) > 0 {
+			c.events.add(name, affected, ev.At, c.metrics)
+		}
+	}
+}
+
+func (e *events) add(gateway string, services []string, at time.Time, m *Metrics) {
+	e.mu.Lock()
+	p := e.pending[gateway]
+	for _, s := range services {
+		if old, ok := p[s]; ok {
+			m.EventsCoalesced.WithLabelValues(gateway).Inc()
+			if at.Before(old) {
+				p[s] = at
+			}
+			continue
+		}
+		p[s] = at
+	}
+	e.mu.Unlock()
+	select {
+	case e.wake[gateway] <- struct{}{}:
+	default:
+	}
+}
+
+// take returns and clears a gateway's pending services.
+func (e *events) take(gateway string) map[string]time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.pending[gateway]
+	e.pending[gateway] = map[string]time.Time{}
+	return p
+}
+
+// affects reports whether a change to service in dc may change g's answer.
+// The query runs in g's source DC and fails over only when that DC has no
+// usable instance: a change elsewhere matters only when the last answer
+// came from another DC, or the source DC has no usable instance (any more),
+// or we do not know. A change in the source DC always matters.
+func (c *Controller) affects(g *gatewaySyncer, dc, service string) bool {
+	if !g.services.Selects(service, nil) && len(g.services.Tags) == 0 {
+		return false
+	}
+	src := g.cfg.SourceDatacenter
+	if dc == src {
+		return true
+	}
+	if answered, ok := c.shared.AnsweredBy(src, service); ok && answered == src {
+		if n, known := c.events.usable.Usable(src, service); known && n > 0 {
+			return false
+		}
+	}
+	return g.dependsOn(dc)
+}
+
+// dependsOn reports whether g's answers may come from dc: its source DC,
+// or a DC its query can fail over to (nearest_n means any DC may be near).
+func (g *gatewaySyncer) dependsOn(dc string) bool {
+	return dc == g.cfg.SourceDatacenter || g.failoverAny || slices.Contains(g.failoverDCs, dc)
+}
+
+// eventLoop is a gateway's event worker: it reconciles the services its
+// events named, a round at a time.
+func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.events.wake[g.cfg.Name]:
+		}
+		pending := c.events.take(g.cfg.Name)
+		if len(pending) == 0 || !c.isOwned(g.cfg.Name) {
+			continue
+		}
+		names := slices.Sorted(maps.Keys(pending))
+		var minAt time.Time
+		for _, at := range pending {
+			if at.After(minAt) {
+				minAt = at
+			}
+		}
+		c.metrics.EventServices.WithLabelValues(g.cfg.Name).Add(float64(len(names)))
+		res, err := c.safeEvent(ctx, g, Request{Gateway: g.cfg.Name, Services: names, minAt: minAt})
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			g.log.Warn("event-driven reconcile failed; the next full reconcile covers it", "services", len(names), "error", err)
+			if err != errNotLoaded {
+				g.requestFull()
+			}
+			continue
+		}
+		now := c.now()
+		for _, at := range pending {
+			c.metrics.EventLatency.WithLabelValues(g.cfg.Name).Observe(now.Sub(at).Seconds())
+		}
+		logCycle(g.log, res, nil)
+	}
+}
+
+func (c *Controller) safeEvent(ctx context.Context, g *gatewaySyncer, req Request) (res Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.metrics.Panics.Inc()
+			g.log.Error("event reconcile panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("event reconcile panicked: %v", p)
+		}
+	}()
+	return g.sync(ctx, req)
+}

@@ -1,0 +1,132 @@
+package syncer
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"github.com/gwsync/gwsync/mirror"
+)
+
+// The records a complete full reconcile writes with its last txn (see
+// mirror for what readers do with them): the coverage (which services the
+// mirror is authoritative for) and the marker (a complete mirror, vouched
+// for). The marker's heartbeat runs on a timer of its own.
+
+// coverage is the set of services the mirror is authoritative for after a
+// complete cycle: every service whose answer was written (instances, or an
+// empty answer confirmed everywhere), and services kept as they were that
+// were covered before (their entries are the last good answer). A service
+// whose empty answer was not confirmed is not covered: a reader asks the
+// public cluster instead of trusting an empty mirror.
+func (g *gatewaySyncer) coverage(run *fullRun) map[string]bool {
+	out := map[string]bool{}
+	for _, t := range run.targets {
+		switch {
+		case t.auth && len(t.desired) > 0, t.auth && t.confirmed:
+			out[t.name] = true
+		case !t.auth && g.covered[t.name]:
+			out[t.name] = true
+		}
+	}
+	return out
+}
+
+func coverageChanged(old, next map[string]bool) bool {
+	return next != nil && !maps.Equal(old, next)
+}
+
+// nextMarker returns the marker to write with a complete cycle, or nil when
+// the one in the cluster already says everything (nothing changed): the
+// heartbeat keeps it fresh, so a steady state writes nothing.
+func (g *gatewaySyncer) nextMarker(run *fullRun, w Write) *mirror.Marker {
+	if g.marker != nil && w.Plan.Empty() && !coverageChanged(g.covered, w.Coverage) && g.snapshot().Synced {
+		return nil
+	}
+	var gen uint64 = 1
+	if g.marker != nil {
+		gen = g.marker.Generation + 1
+	}
+	now := g.now()
+	g.modelMu.RLock()
+	services, instances := run.model.Counts()
+	g.modelMu.RUnlock()
+	return &mirror.Marker{Version: mirror.MarkerVersion, Gateway: g.cfg.Name, Generation: gen, SyncedAt: now, CheckedAt: now,
+		Services: services, Instances: instances - w.Plan.DeleteInstances, Replica: g.replica}
+}
+
+// completed runs after the last commit of a full cycle (w: what it wrote,
+// nil if nothing). writeMu held.
+func (g *gatewaySyncer) completed(ctx context.Context, run *fullRun, complete bool, w *Write) {
+	if run.req.DryRun || !complete {
+		return
+	}
+	if w != nil {
+		if w.Coverage != nil {
+			g.covered = w.Coverage
+		}
+		if w.Marker != nil {
+			g.marker = w.Marker
+			g.mu.Lock()
+			g.status.Generation = w.Marker.Generation
+			g.mu.Unlock()
+		}
+	}
+	g.mu.Lock()
+	g.status.Covered = len(g.covered)
+	g.status.Vouching = true
+	g.mu.Unlock()
+	// The local query template is part of the mirror contract: it exists
+	// only next to a complete mirror. EnsureLocalTemplate writes only when
+	// it is missing or differs.
+	if err := g.store.EnsureLocalTemplate(ctx); err != nil {
+		run.res.Errors = appendBounded(run.res.Errors, "local query template: "+err.Error())
+		g.log.Warn("local prepared query template not written", "error", err)
+	}
+}
+
+// heartbeatLoop refreshes the marker every marker interval while this
+// replica writes the gateway, as long as the last complete sync is younger
+// than max_sync_age: after that, the controller stops vouching for the
+// mirror, and resolvers fall back to the public cluster once the marker
+// ages past their max_marker_age.
+func (g *gatewaySyncer) heartbeatLoop(ctx context.Context, owned func() bool) {
+	t := time.NewTicker(g.markerInt)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if owned() {
+				g.heartbeat(ctx)
+			}
+		}
+	}
+}
+
+func (g *gatewaySyncer) heartbeat(ctx context.Context) {
+	last := g.lastSuccess()
+	vouch := !last.IsZero() && g.now().Sub(last) <= g.maxSync
+	g.mu.Lock()
+	was := g.status.Vouching
+	g.status.Vouching = vouch
+	g.mu.Unlock()
+	if !vouch {
+		if was {
+			g.log.Warn("no complete sync for longer than max_sync_age: the marker is no longer refreshed, resolvers will fall back to the public cluster",
+				"last_complete_sync", last, "max_sync_age", g.maxSync)
+		}
+		return
+	}
+	ok, err := g.store.Heartbeat(ctx, g.now())
+	switch {
+	case err != nil:
+		g.log.Warn("sync marker not refreshed", "error", err)
+	case !ok:
+		g.log.Warn("sync marker missing or changed: not refreshed; the next full reconcile rewrites it")
+		g.requestFull()
+	default:
+		g.metrics.Heartbeats.WithLabelValues(g.cfg.Name).Inc()
+	}
+}

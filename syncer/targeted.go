@@ -1,0 +1,166 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// errNotLoaded: a targeted reconcile needs the model a full reconcile
+// loads; until then events wait for the full one (which reads everything).
+var errNotLoaded = errors.New("mirror not loaded yet: the next full reconcile covers these services")
+
+// syncServices reconciles some services of the gateway: an event-driven
+// reconcile (req.minAt set: the answers must be newer than the change) or
+// a forced resync or dry run of one service. It reads no catalog: the
+// services' names are known; the answer (and, for an empty one, the
+// confirmation in every DC the query can use) decides. Selection by tags
+// and deselection are left to full reconciles.
+func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, error) {
+	scope := ScopeServices
+	if !req.minAt.IsZero() {
+		scope = ScopeEvent
+	}
+	res := g.newResult(req, scope)
+	names := slices.Compact(slices.Sorted(slices.Values(req.Services)))
+	model, err := g.targetModel(ctx, req, names)
+	if err != nil {
+		return g.fail(res, err)
+	}
+	if err := g.templates.ensure(ctx, g.cfg.SourceDatacenter, !req.DryRun); err != nil {
+		return g.fail(res, err)
+	}
+	minAt := req.minAt
+	if req.Force {
+		minAt = g.now()
+	}
+	targets := g.readTargets(ctx, readRequest{minAt: minAt, model: model}, names, req.Progress)
+	complete := true
+	for i := range targets {
+		if g.classify(&res, &targets[i]) {
+			complete = false
+		}
+	}
+	g.writeMu.Lock()
+	defer g.writeMu.Unlock()
+	p := Diff(g.diffInput(model, targets, false))
+	v := Guard(p, GuardInput{Safety: g.safety, Synced: g.snapshot().Synced, SourceComplete: complete, Force: req.Force, Mirrored: len(model.Services)})
+	g.noteGuard(&res, v, req.DryRun)
+	w := Write{Plan: v.Plan, Touched: v.Plan.Services()}
+	for _, t := range targets {
+		if t.auth && (len(t.desired) > 0 || t.confirmed) && !g.covered[t.name] && !g.superseded(t) {
+			w.CoverAdd = append(w.CoverAdd, t.name)
+		}
+	}
+	if !w.Plan.Empty() || len(w.CoverAdd) > 0 {
+		c, err := g.commit(ctx, model, w, req.DryRun)
+		res.TxnOps = c.Ops
+		g.noteRejected(&res, c.Rejected)
+		if err != nil {
+			complete = false
+			res.Errors = appendBounded(res.Errors, "apply: "+err.Error())
+			res.Finished = g.now()
+			g.record(res, err)
+			return res, fmt.Errorf("apply: %w", err)
+		}
+		if !req.DryRun {
+			for _, s := range w.CoverAdd {
+				g.covered[s] = true
+			}
+		}
+	}
+	g.markApplied(targets, req.DryRun)
+	res.Changes = v.Plan.Changes
+	res.Adds, res.Updates, res.Deletes = v.Plan.Counts()
+	res.Complete = complete
+	res.Finished = g.now()
+	g.modelMu.RLock()
+	res.MirroredServices, res.MirroredInstances = model.Counts()
+	g.modelMu.RUnlock()
+	g.record(res, nil)
+	return res, nil
+}
+
+// targetModel is the state a targeted reconcile plans against: the model;
+// for a forced or dry run, the model with these services read fresh from
+// the cluster (a forced resync repairs entries changed by hand).
+func (g *gatewaySyncer) targetModel(ctx context.Context, req Request, names []string) (*State, error) {
+	g.modelMu.RLock()
+	model := g.model
+	g.modelMu.RUnlock()
+	if !req.Force && !req.DryRun {
+		if model == nil {
+			return nil, errNotLoaded
+		}
+		return model, nil
+	}
+	snap, err := g.store.LoadServices(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("read dedicated cluster: %w", err)
+	}
+	if req.DryRun || model == nil {
+		if model != nil { // plan against the model's other services too
+			g.modelMu.RLock()
+			c := model.Clone()
+			g.modelMu.RUnlock()
+			replaceServices(&c, &snap.State, names)
+			return &c, nil
+		}
+		return &snap.State, nil
+	}
+	g.writeMu.Lock()
+	defer g.writeMu.Unlock()
+	if g.model == nil {
+		return &snap.State, nil
+	}
+	g.modelMu.Lock()
+	replaceServices(g.model, &snap.State, names)
+	g.modelMu.Unlock()
+	return g.model, nil
+}
+
+// replaceServices makes dst's entries for names (and their nodes) those of
+// src.
+func replaceServices(dst, src *State, names []string) {
+	for _, n := range names {
+		for _, s := range dst.Instances(n) {
+			dst.DeleteService(s.Key())
+		}
+		for _, s := range src.Instances(n) {
+			dst.PutService(s)
+			if node, ok := src.Nodes[s.Node]; ok {
+				dst.Nodes[s.Node] = node
+			}
+		}
+	}
+	for name, o := range src.Foreign {
+		dst.Foreign[name] = o
+	}
+}
+
+// readTargets reads the source for names with bounded concurrency.
+func (g *gatewaySyncer) readTargets(ctx context.Context, r readRequest, names []string, progress func(done, total int)) []target {
+	out := make([]target, len(names))
+	var mu sync.Mutex
+	done := 0
+	var eg errgroup.Group
+	eg.SetLimit(g.readConc)
+	for i, name := range names {
+		eg.Go(func() error {
+			out[i] = g.readService(ctx, r, name)
+			if progress != nil {
+				mu.Lock()
+				done++
+				progress(done, len(names))
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = eg.Wait()
+	return out
+}
