@@ -17,6 +17,10 @@ type ClientOptions struct {
 	// MaxConnsPerHost caps connections to one server; 0 means
 	// DefaultMaxConnsPerHost.
 	MaxConnsPerHost int
+	// WrapTransport, if set, wraps the client's transport, for example to
+	// count the bytes its event watchers read. It sees every request with
+	// the cluster's token already pinned, closest to the wire.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // NewClient builds one long-lived Consul API client for the cluster.
@@ -47,6 +51,12 @@ func (c Cluster) NewClient(opts ClientOptions) (*api.Client, error) {
 		TLSClientConfig:       tlsCfg,
 		ForceAttemptHTTP2:     false,
 	}
+	var next http.RoundTripper = transport
+	if opts.WrapTransport != nil {
+		if next = opts.WrapTransport(transport); next == nil {
+			return nil, fmt.Errorf("consul client for %s: WrapTransport returned no transport", c.Address)
+		}
+	}
 	scheme := c.Scheme
 	if scheme == "" {
 		scheme = "http"
@@ -55,7 +65,7 @@ func (c Cluster) NewClient(opts ClientOptions) (*api.Client, error) {
 		Address:    c.Address,
 		Scheme:     scheme,
 		Token:      c.Token,
-		HttpClient: &http.Client{Transport: &explicitAuth{token: c.Token, next: transport}},
+		HttpClient: &http.Client{Transport: &explicitAuth{token: c.Token, next: next}},
 	}
 	client, err := api.NewClient(cfg)
 	if err != nil {

@@ -37,6 +37,7 @@ func at(src string) (clean string, positions []string) {
 const (
 	pub = "public { address = \"127.0.0.1:8500\" }\n"
 	gw  = "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n"
+	gw2 = "gateway \"edge2\" {\n  source_datacenter = \"dc2\"\n  dedicated { address = \"127.0.0.1:9501\" }\n}\n"
 )
 
 // problemsOf parses src as dir/gwsync.hcl and returns its problems, failing
@@ -108,6 +109,15 @@ func TestParse_Errors(t *testing.T) {
 		{name: "dedicated address bad", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  dedicated { address = «\"nowhere\" }\n}\n", msg: "missing port in address"},
 		{name: "dedicated is the public cluster", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  dedicated { address = «\"http://127.0.0.1:8500\" }\n}\n", msg: "is the public cluster's address"},
 		{name: "dedicated shared by two gateways", src: pub + gw + "gateway \"edge2\" {\n  source_datacenter = \"dc1\"\n  dedicated { address = «\"127.0.0.1:9500\" }\n}\n", msg: "already used by gateway \"edge\""},
+		{name: "address with a path", src: "public { address = «\"http://127.0.0.1:8500/v1\" }\n" + gw, msg: "without user, path or query"},
+		{name: "address with brackets around a name", src: "public { address = «\"https://[consul]\" }\n" + gw, msg: "brackets must hold an IPv6 address"},
+		{name: "http address with a tls block", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  dedicated {\n    address = «\"http://127.0.0.1:9500\"\n    tls {}\n  }\n}\n", msg: "says http:// but a tls block is set"},
+		{name: "dedicated is the public cluster through localhost", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  dedicated { address = «\"LocalHost.:8500\" }\n}\n", msg: "is the public cluster's address (\"127.0.0.1:8500\")"},
+		{name: "dedicated is the public cluster through ::1", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  dedicated { address = «\"https://[::1]:8500\" }\n}\n", msg: "is the public cluster's address"},
+		{name: "dedicated is the public cluster through its default port", src: "public { address = \"https://Consul.Example\" }\ngateway \"edge\" {\n  source_datacenter = \"dc1\"\n  dedicated { address = «\"consul.example.:443\" }\n}\n", msg: "is the public cluster's address"},
+		{name: "dedicated shared through an IPv4-mapped address", src: pub + gw + "gateway \"edge2\" {\n  source_datacenter = \"dc1\"\n  dedicated { address = «\"[::ffff:127.0.0.1]:9500\" }\n}\n", msg: "already used by gateway \"edge\""},
+		{name: "dedicated shared through a zero-padded port", src: pub + gw + "gateway \"edge2\" {\n  source_datacenter = \"dc1\"\n  dedicated { address = «\"localhost:09500\" }\n}\n", msg: "already used by gateway \"edge\""},
+		{name: "dedicated shared through default http port", src: pub + "gateway \"a\" {\n  source_datacenter = \"dc1\"\n  dedicated { address = \"http://10.0.0.1\" }\n}\ngateway \"b\" {\n  source_datacenter = \"dc1\"\n  dedicated { address = «\"10.0.0.1:80\" }\n}\n", msg: "already used by gateway \"a\""},
 		{name: "admin address bad", src: pub + gw + "admin { address = «\"9310\" }\n", msg: "admin address \"9310\""},
 
 		// Durations and numbers.
@@ -151,6 +161,71 @@ func TestParse_Errors(t *testing.T) {
 		{name: "token_env without lookup", src: "public {\n  address = \"127.0.0.1:8500\"\n  token_env = «\"PUBLIC_TOKEN\"\n}\n" + gw, msg: "environment lookup is not available"},
 		{name: "token_env unset", src: pub + gw + "admin { token_env = «\"ADMIN_TOKEN\" }\n", env: env, msg: "environment variable \"ADMIN_TOKEN\" is not set or empty"},
 		{name: "token_env blank", src: pub + gw + "admin { token_env = «\"BLANK\" }\n", env: env, msg: "environment variable \"BLANK\" is not set or empty"},
+
+		// New keys: schema.
+		{name: "unknown attribute in events", src: pub + gw + "events { «rates = 5 }\n", msg: "Unsupported argument"},
+		{name: "unknown attribute in gateway services", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  services { «tag = [\"a\"] }\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n", msg: "Unsupported argument"},
+		{name: "wrong type in resolver", src: pub + gw + "resolver { max_services = \"«many\" }\n", msg: "Unsuitable value type"},
+		{name: "duplicate ha block", src: pub + gw + "ha {}\n«ha {}\n", msg: "Duplicate ha block"},
+
+		// New keys: durations and numbers.
+		{name: "max_staleness negative", src: "public {\n  address = \"127.0.0.1:8500\"\n  max_staleness = «\"-1s\"\n}\n" + gw, msg: "max_staleness \"-1s\": must be a duration of 0 or more"},
+		{name: "max_sync_age zero", src: pub + gw + "mirror { max_sync_age = «\"0s\" }\n", msg: "max_sync_age \"0s\": must be a positive duration"},
+		{name: "txn_concurrency zero", src: pub + gw + "mirror { txn_concurrency = «0 }\n", msg: "txn_concurrency 0: must be between 1 and 8"},
+		{name: "txn_concurrency nine", src: pub + gw + "mirror { txn_concurrency = «9 }\n", msg: "txn_concurrency 9: must be between 1 and 8"},
+		{name: "events wait too short", src: pub + gw + "events { wait = «\"500ms\" }\n", msg: "wait \"500ms\": must be a duration from 1s to 10m"},
+		{name: "events wait too long", src: pub + gw + "events { wait = «\"11m\" }\n", msg: "wait \"11m\": must be a duration from 1s to 10m"},
+		{name: "events rate zero", src: pub + gw + "events { rate = «0 }\n", msg: "rate 0: must be greater than 0 and at most 100"},
+		{name: "events rate too high", src: pub + gw + "events { rate = «100.5 }\n", msg: "rate 100.5: must be greater than 0 and at most 100"},
+		{name: "events burst zero", src: pub + gw + "events { burst = «0 }\n", msg: "burst 0: must be between 1 and 1000"},
+		{name: "events burst too high", src: pub + gw + "events { burst = «1001 }\n", msg: "burst 1001: must be between 1 and 1000"},
+		{name: "events enabled not a bool", src: pub + gw + "events { enabled = \"«perhaps\" }\n", msg: "Unsuitable value type"},
+		{name: "retry min_backoff zero", src: pub + gw + "retry { min_backoff = «\"0s\" }\n", msg: "min_backoff \"0s\": must be a positive duration"},
+		{name: "retry max below min", src: pub + gw + "retry {\n  min_backoff = \"10s\"\n  max_backoff = «\"5s\"\n}\n", msg: "max_backoff (5s) must be at least min_backoff (10s)"},
+		{name: "retry min above default max", src: pub + gw + "retry { min_backoff = «\"5m\" }\n", msg: "max_backoff (2m) must be at least min_backoff (5m)"},
+		{name: "resolver max_marker_age zero", src: pub + gw + "resolver { max_marker_age = «\"0s\" }\n", msg: "max_marker_age \"0s\": must be a positive duration"},
+		{name: "resolver max_services zero", src: pub + gw + "resolver { max_services = «0 }\n", msg: "max_services 0: must be between 1 and 1000000"},
+		{name: "resolver max_services too many", src: pub + gw + "resolver { max_services = «1000001 }\n", msg: "max_services 1000001"},
+		{name: "resolver idle_timeout negative", src: pub + gw + "resolver { idle_timeout = «\"-1m\" }\n", msg: "idle_timeout \"-1m\""},
+		{name: "resolver public_rate zero", src: pub + gw + "resolver { public_rate = «0 }\n", msg: "public_rate 0: must be greater than 0"},
+		{name: "resolver public_rate negative", src: pub + gw + "resolver { public_rate = «-3 }\n", msg: "public_rate -3: must be greater than 0"},
+		{name: "resolver snapshot_path unknown verb", src: pub + gw + "resolver { snapshot_path = «\"/var/lib/%x.json\" }\n", msg: "only %g (the gateway name) and %% (a percent sign)"},
+		{name: "resolver snapshot_path trailing percent", src: pub + gw + "resolver { snapshot_path = «\"snap%\" }\n", msg: "snapshot_path \"snap%\""},
+		{name: "ha session_ttl below Consul's minimum", src: pub + gw + "ha { session_ttl = «\"5s\" }\n", msg: "session_ttl \"5s\": must be a duration from 10s to 1h"},
+		{name: "ha session_ttl too long", src: pub + gw + "ha { session_ttl = «\"2h\" }\n", msg: "session_ttl \"2h\": must be a duration from 10s to 1h"},
+		{name: "ha lock_delay negative", src: pub + gw + "ha { lock_delay = «\"-1s\" }\n", msg: "lock_delay \"-1s\": must be a duration from 0s to 1m"},
+		{name: "ha lock_delay above Consul's cap", src: pub + gw + "ha { lock_delay = «\"61s\" }\n", msg: "lock_delay \"61s\": must be a duration from 0s to 1m"},
+		{name: "ha replica_id with a slash", src: pub + gw + "ha { replica_id = «\"a/b\" }\n", msg: "replica_id \"a/b\": use 1-128 letters"},
+		{name: "ha replica_id dot-dot", src: pub + gw + "ha { replica_id = «\"..\" }\n", msg: "replica_id \"..\""},
+		{name: "ha replica_id too long", src: pub + gw + "ha { replica_id = «\"" + strings.Repeat("r", 129) + "\" }\n", msg: "use 1-128 letters"},
+
+		// New keys: names and patterns.
+		{name: "gateway query_prefix bad", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  query_prefix = «\"q.\"\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n", msg: "query_prefix \"q.\": use only letters"},
+		{name: "gateway services pattern bad", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  services { exclude = «[\"[\"] }\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n", msg: "exclude pattern \"[\""},
+		{name: "kv_prefix with a dot-dot segment", src: pub + gw + "mirror { kv_prefix = «\"gwsync/../x/\" }\n", msg: "without empty, '.' or '..' segments"},
+		{name: "kv_prefix with an empty segment", src: pub + gw + "mirror { kv_prefix = «\"gwsync//\" }\n", msg: "kv_prefix \"gwsync//\""},
+
+		// Schedules.
+		{name: "schedule every fraction of a second", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  schedule = «\"@every 1500ms\"\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n", msg: "this runs every 1s; write that"},
+		{name: "schedule every zero", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  schedule = «\"@every 0s\"\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n", msg: "at least 1s apart"},
+		{name: "schedule time zone alone", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  schedule = «\"TZ=UTC\"\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n", msg: "time zone \"UTC\" with no schedule after it"},
+		{name: "schedule never runs", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  schedule = «\"0 0 30 2 *\"\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n", msg: "never runs"},
+
+		// Rules across blocks.
+		{name: "marker_interval too long for the default max_marker_age", src: pub + gw + "mirror { marker_interval = «\"3m\" }\n", msg: "marker_interval 3m: resolver.max_marker_age (5m) must be more than 2 x marker_interval, else resolvers would distrust a healthy mirror"},
+		{name: "max_marker_age too short for the default marker_interval", src: pub + gw + "resolver { max_marker_age = «\"2m\" }\n", msg: "max_marker_age 2m: must be more than 2 x mirror.marker_interval (1m), else resolvers would distrust a healthy mirror"},
+		{name: "max_marker_age and marker_interval both set", src: pub + gw + "mirror { marker_interval = \"30s\" }\nresolver { max_marker_age = «\"1m\" }\n", msg: "max_marker_age 1m: must be more than 2 x mirror.marker_interval (30s)"},
+		{name: "max_sync_age below two default periods", src: pub + gw + "mirror { max_sync_age = «\"9m\" }\n", msg: "max_sync_age 9m: must be at least 2 x the longest gap between two full syncs (gateway \"edge\", schedule \"@every 5m\": 5m)"},
+		{name: "schedule too slow for the default max_sync_age", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  schedule = «\"@every 45m\"\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n", msg: "schedule \"@every 45m\": runs up to 45m apart, more than half of mirror.max_sync_age (1h)"},
+		{name: "daily cron schedule", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  schedule = «\"0 9 * * *\"\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n", msg: "runs up to 24h apart"},
+		{name: "business-hours cron sees the weekend", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  schedule = «\"*/5 9-17 * * 1-5\"\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n", msg: "runs up to 63h5m apart"},
+		{name: "max_sync_age and schedule both set", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  schedule = \"@every 20m\"\n  dedicated { address = \"127.0.0.1:9500\" }\n}\n" + gw2 + "mirror { max_sync_age = «\"30m\" }\n", msg: "gateway \"edge\", schedule \"@every 20m\": 20m"},
+
+		// Read tokens.
+		{name: "two read token sources", src: "«public {\n  address = \"127.0.0.1:8500\"\n  read_token = \"a\"\n  read_token_env = \"B\"\n}\n" + gw, msg: "set at most one of read_token, read_token_file and read_token_env"},
+		{name: "read_token_file missing", src: pub + "gateway \"edge\" {\n  source_datacenter = \"dc1\"\n  dedicated {\n    address = \"127.0.0.1:9500\"\n    read_token_file = «\"read.token\"\n  }\n}\n", msg: "read_token_file: " + filepath.Join(dir, "read.token") + ": no such file"},
+		{name: "read_token_file empty", src: "public {\n  address = \"127.0.0.1:8500\"\n  read_token_file = «\"empty.token\"\n}\n" + gw, msg: "read_token_file \"empty.token\" is empty"},
+		{name: "read_token_env unset", src: "public {\n  address = \"127.0.0.1:8500\"\n  read_token_env = «\"READ\"\n}\n" + gw, env: env, msg: "read_token_env: environment variable \"READ\" is not set or empty"},
 
 		// TLS.
 		{name: "tls cert without key", src: "public {\n  address = \"127.0.0.1:8500\"\n  «tls {\n    cert_file = \"empty.token\"\n  }\n}\n" + gw, msg: "cert_file and key_file must be set together"},
@@ -207,6 +282,47 @@ gateway "edge" {
 }
 «gateway "edge2" { source_datacenter = "dc2" }
 admin { address = «"localhost" }
+`,
+		},
+		{
+			name: "schema and rule problems together",
+			src: `public {
+  address = "127.0.0.1:8500"
+  «tmeout = "5s"
+  allow_stale = "«sometimes"
+}
+events { rate = «0 }
+«cache {}
+mirror { marker_interval = «"3m" }
+gateway "edge" {
+  source_datacenter = "dc1"
+  schedule = «"@every 2h"
+  dedicated {
+    address = «"localhost:8500"
+    «tokne = "t"
+  }
+}
+ha { session_ttl = «"1s" }
+`,
+		},
+		{
+			name: "no spurious problems for blocks hcl could not decode",
+			src: `public { address = "127.0.0.1:8500" }
+«public { address = "127.0.0.1:8501" }
+gateway «{
+  source_datacenter = "dc1"
+}
+gateway "edge" {
+  source_datacenter = "dc1"
+  dedicated { address = "127.0.0.1:9500" }
+  «dedicated { address = "127.0.0.1:9501" }
+}
+gateway "edge2" {
+  source_datacenter = «"DC2"
+  dedicated {
+    address = «[1]
+  }
+}
 `,
 		},
 		{

@@ -1,0 +1,34 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+)
+
+// Hash is a stable digest of the effective configuration without its
+// secrets (every token) and without ha.replica_id, so controller replicas
+// can tell that they run different configurations. Two files that differ
+// only in layout, comments, defaults written out or tokens hash the same;
+// a different gwsync version may hash the same file differently.
+func (c *Config) Hash() string {
+	v := *c
+	v.Warnings = nil
+	v.Public.Token, v.Public.ReadToken = "", ""
+	v.Admin.Token = ""
+	v.HA.ReplicaID = ""
+	v.Gateways = slices.Clone(c.Gateways)
+	for i := range v.Gateways {
+		g := &v.Gateways[i]
+		g.Dedicated.Token, g.ReadToken = "", ""
+		g.Spec = nil // Schedule, Period and MaxGap stand for it
+	}
+	b, err := json.Marshal(v)
+	if err != nil { // only plain fields are left; kept deterministic regardless
+		b = fmt.Appendf(nil, "%+v", v)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
