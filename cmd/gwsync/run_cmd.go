@@ -16,6 +16,7 @@ import (
 	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/syncer/admin"
+	"github.com/gwsync/gwsync/syncer/consul"
 )
 
 func runController(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -24,6 +25,7 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cfgPath := fs.String("config", "", "path to the HCL configuration file (required)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log in JSON")
+	replica := fs.String("replica", "", "this replica's ID (default: ha.replica_id, else $GWSYNC_REPLICA, else the host name)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -43,7 +45,15 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ctrl, err := syncer.New(cfg, syncer.Options{Logger: log, Registerer: reg})
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w.String())
+	}
+	opts, err := consul.Setup(cfg, syncer.Options{Logger: log, Registerer: reg, Replica: *replica})
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	ctrl, err := syncer.New(cfg, opts)
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		return 1

@@ -18,7 +18,8 @@ import (
 
 	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/syncer"
-	"github.com/gwsync/gwsync/syncer/mirror"
+	"github.com/gwsync/gwsync/syncer/consul"
+	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -41,7 +42,9 @@ type setup struct {
 	guardMin    int
 	fraction    float64
 	schedule    string
-	extra       string
+	// markerInterval is mirror.marker_interval ("" = default).
+	markerInterval string
+	extra          string
 }
 
 // hcl renders the setup as a configuration file and returns its path.
@@ -53,6 +56,9 @@ func (s setup) hcl(t *testing.T) string {
 	fmt.Fprintf(&b, "services {\n  include = [%s]\n}\n", quoteList(s.include))
 	fmt.Fprintf(&b, "safety {\n  max_delete_fraction = %v\n  delete_guard_min = %d\n}\n", orF(s.fraction, 0.5), orI(s.guardMin, 5))
 	fmt.Fprintf(&b, "admin {\n  address = \"127.0.0.1:0\"\n}\n")
+	// Tests drive every cycle; the schedule ("@every 1h") never fires, and
+	// max_sync_age must allow it.
+	fmt.Fprintf(&b, "mirror {\n  max_sync_age = \"24h\"\n  marker_interval = %q\n}\n", or(s.markerInterval, "1m"))
 	for _, g := range s.gateways {
 		fmt.Fprintf(&b, "gateway %q {\n  source_datacenter = %q\n  schedule = %q\n  dedicated {\n    address = %q\n  }\n}\n",
 			g.name, g.dc, or(s.schedule, "@every 1h"), g.srv.HTTPAddr())
@@ -104,7 +110,12 @@ func (s setup) controller(t *testing.T) (*syncer.Controller, *prometheus.Registr
 	}
 	reg := prometheus.NewRegistry()
 	log := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: testWriter{t}})
-	c, err := syncer.New(cfg, syncer.Options{Logger: log, Registerer: reg})
+	opts, err := consul.Setup(cfg, syncer.Options{Logger: log, Registerer: reg, Replica: "e2e"})
+	if err != nil {
+		t.Fatalf("controller: %v", err)
+	}
+	opts.Detector = nil // tests drive every cycle themselves
+	c, err := syncer.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("controller: %v", err)
 	}

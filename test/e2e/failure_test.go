@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/gwsync/gwsync/syncer"
-	"github.com/gwsync/gwsync/syncer/mirror"
+	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -139,34 +139,41 @@ func TestFailure_DedicatedRestartedEmpty(t *testing.T) {
 }
 
 // TestFailure_MarkerDuringOutage: while the public side is down the
-// controller keeps vouching for the mirror (CheckedAt advances, SyncedAt
-// stays), but a dedicated cluster that restarts empty during the outage
-// never gets a marker back without a complete sync.
+// controller keeps vouching for the mirror (its heartbeat advances
+// CheckedAt on a timer of its own; SyncedAt stays), but a dedicated cluster
+// that restarts empty during the outage never gets a marker back without a
+// complete sync: the heartbeat is a check-and-set on the marker it read.
 func TestFailure_MarkerDuringOutage(t *testing.T) {
 	fed := harness.StartFederation(t, "dc1")
 	dc1 := fed.Server("dc1")
 	g1 := harness.StartServer(t, "gw1")
 	dc1.Register(t, inst("n1", "web", "web-1", 80))
 	s := setup{publicAddr: dc1.HTTPAddr(), include: []string{"web"}, gateways: []gw{{"gw1", "dc1", g1}},
-		extra: "mirror {\n  marker_interval = \"100ms\"\n}\n"}
-	c, _ := s.controller(t)
-	cycle(t, c, "gw1")
+		markerInterval: "100ms", extra: "retry {\n  min_backoff = \"100ms\"\n  max_backoff = \"200ms\"\n}\n"}
+	c, reg := s.controller(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	harness.Eventually(t, waitTimeout, func() error {
+		if !c.Status().Gateways[0].Synced {
+			return fmt.Errorf("first full sync not done")
+		}
+		return nil
+	})
 	first := readMarker(t, g1)
-	if first == nil || !first.CheckedAt.Equal(first.SyncedAt) {
+	if first == nil || first.CheckedAt.Before(first.SyncedAt) {
 		t.Fatalf("marker after the first sync: %+v", first)
 	}
 
 	dc1.Stop(t)
 	harness.Eventually(t, waitTimeout, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		_, _ = c.Sync(ctx, syncer.Request{Gateway: "gw1"}) // fails: public down
 		m := readMarker(t, g1)
 		switch {
 		case m == nil:
 			return fmt.Errorf("marker gone")
 		case !m.SyncedAt.Equal(first.SyncedAt) || m.Generation != first.Generation:
-			t.Fatalf("a failed cycle rewrote the sync itself: %+v (was %+v)", m, first)
+			t.Fatalf("the heartbeat rewrote the sync itself: %+v (was %+v)", m, first)
 		case !m.CheckedAt.After(first.CheckedAt):
 			return fmt.Errorf("checked_at not refreshed yet: %v", m.CheckedAt)
 		}
@@ -174,16 +181,17 @@ func TestFailure_MarkerDuringOutage(t *testing.T) {
 	})
 
 	g1.Restart(t)
-	for i := 0; i < 3; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		_, err := c.Sync(ctx, syncer.Request{Gateway: "gw1"})
-		cancel()
-		if err == nil {
-			t.Fatalf("cycle %d succeeded with the public cluster down", i)
+	// Each heartbeat now finds no marker, asks for a full reconcile, which
+	// fails (public down): wait for several of those, then check.
+	failed := metricSum(t, reg, "gwsync_sync_runs_total", map[string]string{"gateway": "gw1", "result": "error"})
+	harness.Eventually(t, waitTimeout, func() error {
+		if n := metricSum(t, reg, "gwsync_sync_runs_total", map[string]string{"gateway": "gw1", "result": "error"}); n < failed+3 {
+			return fmt.Errorf("%v failed cycles since the restart, want 3", n-failed)
 		}
-		if m := readMarker(t, g1); m != nil {
-			t.Fatalf("an empty restarted cluster got a marker back without a complete sync: %+v", m)
-		}
+		return nil
+	})
+	if m := readMarker(t, g1); m != nil {
+		t.Fatalf("an empty restarted cluster got a marker back without a complete sync: %+v", m)
 	}
 }
 
