@@ -1,0 +1,387 @@
+package watch
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// waitFor polls cond until it holds, failing the test after testWait.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, testWait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func loopStatus(d *Detector, dc, loop string) (LoopStatus, bool) {
+	for _, s := range d.Status() {
+		if s.DC == dc && s.Loop == loop {
+			return s, true
+		}
+	}
+	return LoopStatus{}, false
+}
+
+func wantEvent(t *testing.T, e Event, dc string, services []string, resync bool) {
+	t.Helper()
+	if e.DC != dc || !slices.Equal(e.Services, services) || e.Resync != resync {
+		t.Fatalf("event = %+v, want dc %s services %v resync %t", e, dc, services, resync)
+	}
+}
+
+var baseChecks = []Check{
+	chk("n1", "serfHealth", "passing", ""),
+	chk("n1", "service:web", "passing", "web"),
+	chk("n2", "service:api", "passing", "api"),
+}
+
+func withStatus(cs []Check, service, status string) []Check {
+	out := slices.Clone(cs)
+	for i := range out {
+		if out[i].ServiceName == service {
+			out[i].Status = status
+		}
+	}
+	return out
+}
+
+func TestDetector_IndexRules(t *testing.T) {
+	src := newFakeSource("dc1")
+	reg := prometheus.NewRegistry()
+	sink := newSink()
+	opts := fastOptions(reg)
+	d := startDetector(t, src, opts, sink.sink)
+
+	c := src.next(t, "dc1", loopHealth)
+	if c.q.Index != 0 {
+		t.Fatalf("first request index = %d, want a plain read (0)", c.q.Index)
+	}
+	if dl, ok := c.ctx.Deadline(); !ok || time.Until(dl) > opts.CallTimeout {
+		t.Errorf("plain read deadline in %s, want at most CallTimeout %s", time.Until(dl), opts.CallTimeout)
+	}
+	c.answer(fakeReply{checks: baseChecks, index: 0}) // an index below 1 must not be sent back
+	wantEvent(t, sink.next(t), "dc1", nil, true)
+
+	c = src.next(t, "dc1", loopHealth)
+	if c.q.Index != 1 {
+		t.Fatalf("after an answer with index 0, index = %d, want 1", c.q.Index)
+	}
+	if dl, ok := c.ctx.Deadline(); !ok || time.Until(dl) < opts.Wait+opts.Wait/16 {
+		t.Errorf("blocking read deadline in %s, want at least Wait + Wait/16", time.Until(dl))
+	}
+	c.answer(fakeReply{checks: baseChecks, index: 10}) // moved, same content: no event
+
+	c = src.next(t, "dc1", loopHealth)
+	if c.q.Index != 10 {
+		t.Fatalf("index = %d, want 10", c.q.Index)
+	}
+	c.answer(fakeReply{checks: baseChecks, index: 10}) // wait ran out
+
+	c = src.next(t, "dc1", loopHealth)
+	c.answer(fakeReply{checks: withStatus(baseChecks, "web", "critical"), index: 12})
+	wantEvent(t, sink.next(t), "dc1", []string{"web"}, false)
+
+	c = src.next(t, "dc1", loopHealth)
+	if c.q.Index != 12 {
+		t.Fatalf("index = %d, want 12", c.q.Index)
+	}
+	restarted := append(withStatus(baseChecks, "web", "critical"), chk("n3", "service:db", "passing", "db"))
+	c.answer(fakeReply{checks: restarted, index: 5}) // backwards: reset
+	wantEvent(t, sink.next(t), "dc1", []string{"db"}, true)
+
+	c = src.next(t, "dc1", loopHealth)
+	if c.q.Index != 0 {
+		t.Fatalf("after a reset, index = %d, want a plain read", c.q.Index)
+	}
+	c.answer(fakeReply{checks: restarted, index: 6})
+	c = src.next(t, "dc1", loopHealth)
+	if c.q.Index != 6 {
+		t.Fatalf("index = %d, want 6", c.q.Index)
+	}
+	st, _ := loopStatus(d, "dc1", loopHealth)
+	if st.State != StateWatching || st.Index != 6 || st.WakeUps != 6 || st.Changes != 2 || st.LastDecodedBytes != 100 {
+		t.Errorf("status = %+v", st)
+	}
+	for result, want := range map[string]float64{wakeInitial: 2, wakeUnchanged: 1, wakeIdle: 1, wakeChanged: 1, wakeReset: 1} {
+		if got := testutil.ToFloat64(d.m.wakeups.WithLabelValues("dc1", loopHealth, result)); got != want {
+			t.Errorf("wakeups{result=%s} = %g, want %g", result, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(d.m.watching.WithLabelValues("dc1", loopHealth)); got != 1 {
+		t.Errorf("watching = %g, want 1", got)
+	}
+	if got := testutil.ToFloat64(d.m.decodedBytes.WithLabelValues("dc1", loopHealth)); got != 600 {
+		t.Errorf("decoded bytes = %g, want 600 (6 answers of 100)", got)
+	}
+}
+
+func TestDetector_ErrorBackoffAndResync(t *testing.T) {
+	src := newFakeSource("dc1")
+	sink := newSink()
+	d := startDetector(t, src, fastOptions(nil), sink.sink)
+
+	src.next(t, "dc1", loopHealth).answer(fakeReply{checks: baseChecks, index: 5})
+	wantEvent(t, sink.next(t), "dc1", nil, true)
+
+	src.next(t, "dc1", loopHealth).answer(fakeReply{err: errFake})
+	c := src.next(t, "dc1", loopHealth)
+	if c.q.Index != 0 {
+		t.Fatalf("after an error, index = %d, want a plain read", c.q.Index)
+	}
+	st, _ := loopStatus(d, "dc1", loopHealth)
+	if st.ConsecutiveFailures != 1 || !strings.Contains(st.LastError, "connection refused") || st.LastErrorAt.IsZero() {
+		t.Errorf("status after one failure = %+v", st)
+	}
+	c.answer(fakeReply{err: errFake})
+	c = src.next(t, "dc1", loopHealth)
+	if st, _ := loopStatus(d, "dc1", loopHealth); st.ConsecutiveFailures != 2 {
+		t.Errorf("failures = %d, want 2", st.ConsecutiveFailures)
+	}
+	c.answer(fakeReply{checks: withStatus(baseChecks, "api", "critical"), index: 9})
+	// Recovered: the changes made meanwhile, and a Resync for whatever the
+	// lists cannot show.
+	wantEvent(t, sink.next(t), "dc1", []string{"api"}, true)
+	src.next(t, "dc1", loopHealth) // back to blocking
+	st, _ = loopStatus(d, "dc1", loopHealth)
+	if st.ConsecutiveFailures != 0 || st.LastError == "" || !st.Healthy() {
+		t.Errorf("status after recovery = %+v", st)
+	}
+	if got := testutil.ToFloat64(d.m.errors.WithLabelValues("dc1", loopHealth, errOther)); got != 2 {
+		t.Errorf("errors = %g, want 2", got)
+	}
+}
+
+func TestDetector_RequestTimeoutIsAnError(t *testing.T) {
+	src := newFakeSource("dc1")
+	sink := newSink()
+	opts := fastOptions(nil)
+	opts.CallTimeout = 20 * time.Millisecond
+	d := startDetector(t, src, opts, sink.sink)
+
+	c := src.next(t, "dc1", loopHealth) // never answered: the plain read's deadline passes
+	<-c.ctx.Done()
+	waitFor(t, "a timeout counted", func() bool {
+		return testutil.ToFloat64(d.m.errors.WithLabelValues("dc1", loopHealth, errTimeout)) == 1
+	})
+	st, _ := loopStatus(d, "dc1", loopHealth)
+	if !strings.Contains(st.LastError, "no answer within 20ms") {
+		t.Errorf("last error = %q", st.LastError)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	minD, maxD := 10*time.Millisecond, time.Second
+	for failures := 1; failures <= 70; failures++ {
+		limit := maxD
+		if failures <= 7 {
+			limit = minD << (failures - 1)
+		}
+		for range 50 {
+			if d := backoff(minD, maxD, failures); d <= 0 || d > limit {
+				t.Fatalf("backoff(failure %d) = %s, want in (0, %s]", failures, d, limit)
+			}
+		}
+	}
+}
+
+func TestDetector_RateLimit(t *testing.T) {
+	src := newFakeSource("dc1")
+	opts := fastOptions(nil)
+	opts.Rate, opts.Burst = 40, 1
+	startDetector(t, src, opts, newSink().sink)
+
+	// A write storm: every request is answered at once with a new index
+	// and new content.
+	const requests = 21
+	start := time.Now()
+	for i := range requests {
+		cs := []Check{chk("n1", "c", []string{"passing", "critical"}[i%2], "web")}
+		src.next(t, "dc1", loopHealth).answer(fakeReply{checks: cs, index: uint64(10 + i)})
+	}
+	src.next(t, "dc1", loopHealth)
+	// 21 answered + 1 more requests with a bucket of 1 at 40/s: at least
+	// 21/40 s.
+	if el, floor := time.Since(start), time.Duration(requests)*time.Second/40; el < floor*9/10 {
+		t.Errorf("%d requests in %s, want at least %s (40/s)", requests+1, el, floor)
+	}
+}
+
+func TestDetector_SlowSinkCoalesces(t *testing.T) {
+	src := newFakeSource("dc1")
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var got []Event
+	sink := func(e Event) {
+		mu.Lock()
+		first := len(got) == 0
+		got = append(got, e)
+		mu.Unlock()
+		if first {
+			<-release // the consumer is busy with the first event
+		}
+	}
+	var clock sync.Mutex
+	now := time.Unix(1000, 0)
+	setNow := func(sec int64) { clock.Lock(); now = time.Unix(sec, 0); clock.Unlock() }
+	opts := fastOptions(nil)
+	opts.Now = func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
+	d := startDetector(t, src, opts, sink)
+
+	src.next(t, "dc1", loopHealth).answer(fakeReply{checks: baseChecks, index: 5})
+	waitFor(t, "first event delivered", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+
+	// The loops keep going while the sink is blocked. Each answer is
+	// processed by the time the loop sends its next request.
+	webDown := withStatus(baseChecks, "web", "critical")
+	setNow(1002)
+	src.next(t, "dc1", loopHealth).answer(fakeReply{checks: webDown, index: 6})
+	c := src.next(t, "dc1", loopHealth)
+	setNow(1003)
+	c.answer(fakeReply{checks: withStatus(webDown, "api", "warning"), index: 7})
+	src.next(t, "dc1", loopHealth)
+	setNow(1004)
+	src.next(t, "dc1", loopCatalog).answer(fakeReply{services: map[string][]string{"web": nil, "api": nil}, index: 3})
+	src.next(t, "dc1", loopCatalog)
+	if got := testutil.ToFloat64(d.m.coalesced.WithLabelValues("dc1")); got != 2 {
+		t.Errorf("coalesced = %g, want 2", got)
+	}
+	close(release)
+	waitFor(t, "second event delivered", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	e := got[1]
+	wantEvent(t, e, "dc1", []string{"api", "web"}, true)
+	if want := time.Unix(1002, 0); !e.At.Equal(want) {
+		t.Errorf("coalesced event At = %s, want the earliest detection's %s", e.At, want)
+	}
+}
+
+func TestDetector_DatacenterSetChanges(t *testing.T) {
+	src := newFakeSource("dc1")
+	reg := prometheus.NewRegistry()
+	opts := fastOptions(reg)
+	opts.DCRefresh = 10 * time.Millisecond
+	sink := newSink()
+	d := startDetector(t, src, opts, sink.sink)
+
+	c1 := src.next(t, "dc1", loopHealth)
+	src.setDCs(nil, "dc1", "dc2")
+	src.next(t, "dc2", loopCatalog).answer(fakeReply{services: map[string][]string{"web": nil}, index: 4})
+	wantEvent(t, sink.next(t), "dc2", nil, true)
+	if got := d.DCs(); !slices.Equal(got, []string{"dc1", "dc2"}) {
+		t.Errorf("DCs = %v", got)
+	}
+
+	src.setDCs(nil, "dc2")
+	select {
+	case <-c1.ctx.Done(): // dc1's request was cancelled
+	case <-time.After(testWait):
+		t.Fatal("dc1's loop still running after dc1 left")
+	}
+	wantEvent(t, sink.next(t), "dc1", nil, true)
+	waitFor(t, "dc1 gone from status", func() bool { _, ok := loopStatus(d, "dc1", loopHealth); return !ok })
+	if _, ok := loopStatus(d, "dc2", loopHealth); !ok {
+		t.Error("dc2 not in status")
+	}
+	if n := testutil.CollectAndCount(d.m.watching); n != 2 {
+		t.Errorf("watching series = %d, want dc2's two only", n)
+	}
+
+	// A failed or empty datacenter list keeps the current set.
+	before := testutil.ToFloat64(d.m.dcRefresh.WithLabelValues("error"))
+	src.setDCs(errFake)
+	waitFor(t, "a failed refresh", func() bool { return testutil.ToFloat64(d.m.dcRefresh.WithLabelValues("error")) > before })
+	src.setDCs(nil)
+	before = testutil.ToFloat64(d.m.dcRefresh.WithLabelValues("error"))
+	waitFor(t, "an empty refresh", func() bool { return testutil.ToFloat64(d.m.dcRefresh.WithLabelValues("error")) > before })
+	if got := d.DCs(); !slices.Equal(got, []string{"dc2"}) {
+		t.Errorf("DCs after failed refreshes = %v, want [dc2]", got)
+	}
+}
+
+func TestDetector_Usable(t *testing.T) {
+	src := newFakeSource("dc1")
+	sink := newSink()
+	opts := fastOptions(nil)
+	opts.OnlyPassing = true
+	d := startDetector(t, src, opts, sink.sink)
+
+	if _, known := d.Usable("dc1", "web"); known {
+		t.Error("Usable known before any list")
+	}
+	checks := append(slices.Clone(baseChecks), chk("n2", "service:web", "warning", "web"))
+	src.next(t, "dc1", loopHealth).answer(fakeReply{checks: checks, index: 5})
+	sink.next(t)
+	src.next(t, "dc1", loopCatalog).answer(fakeReply{services: map[string][]string{"web": nil, "api": nil, "nocheck": nil}, index: 5})
+	sink.next(t)
+	tests := []struct {
+		dc, service string
+		n           int
+		known       bool
+	}{
+		{dc: "dc1", service: "web", n: 1, known: true},
+		{dc: "dc1", service: "api", n: 1, known: true},
+		{dc: "dc1", service: "nocheck", n: 0, known: false},
+		{dc: "dc1", service: "absent", n: 0, known: true},
+		{dc: "dc9", service: "web", n: 0, known: false},
+	}
+	for _, tt := range tests {
+		if n, known := d.Usable(tt.dc, tt.service); n != tt.n || known != tt.known {
+			t.Errorf("Usable(%s, %s) = %d, %t; want %d, %t", tt.dc, tt.service, n, known, tt.n, tt.known)
+		}
+	}
+	src.next(t, "dc1", loopHealth).answer(fakeReply{checks: withStatus(checks, "api", "critical"), index: 6})
+	sink.next(t)
+	if n, known := d.Usable("dc1", "api"); n != 0 || !known {
+		t.Errorf("Usable(api) after its only instance went critical = %d, %t", n, known)
+	}
+}
+
+func TestNew_RejectsBadOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{name: "negative wait", opts: Options{Wait: -time.Second}, want: "Wait is negative"},
+		{name: "wait above cap", opts: Options{Wait: 11 * time.Minute}, want: "above Consul's cap"},
+		{name: "backoff bounds", opts: Options{BackoffMin: time.Minute, BackoffMax: time.Second}, want: "BackoffMax 1s is below BackoffMin 1m0s"},
+		{name: "negative rate", opts: Options{Rate: -1}, want: "Rate (-1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(newFakeSource(), tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := New(nil, Options{}); err == nil {
+		t.Error("New without a source succeeded")
+	}
+}
+
+func TestDetector_RunOnceWithSink(t *testing.T) {
+	d, err := New(newFakeSource(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Run(t.Context(), nil); err == nil {
+		t.Error("Run without a sink succeeded")
+	}
+	startDetectorOn(t, d, func(Event) {})
+	waitFor(t, "running", d.running.Load)
+	if err := d.Run(t.Context(), func(Event) {}); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("second Run = %v, want an error", err)
+	}
+}

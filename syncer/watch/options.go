@@ -1,0 +1,140 @@
+package watch
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults. Every answer of either list is the whole list (Consul cannot
+// filter on a modify index), so the costs below scale with the size of a
+// datacenter's catalog per answer, and with Rate, not with the number of
+// changes, under churn.
+const (
+	// DefaultWait is the blocking wait of both loops: Consul's own default
+	// (it caps waits at 10 min and adds up to wait/16 of jitter). A wait
+	// that ends without a change still returns the whole list, so an idle
+	// datacenter costs two lists per Wait; a longer wait is cheaper. If a
+	// load balancer with an idle timeout sits between gwsync and the public
+	// agents, Wait must stay below that timeout.
+	DefaultWait = 5 * time.Minute
+	// MaxWait is Consul's cap on a blocking wait.
+	MaxWait = 10 * time.Minute
+
+	// DefaultRate and DefaultBurst are each loop's token bucket: requests
+	// per second, and how many may follow each other at once. After a quiet
+	// period the bucket is full, so an isolated change is fetched as soon
+	// as Consul wakes the loop; under sustained churn a loop fetches at most
+	// Rate lists per second, each carrying every change since the previous
+	// one. 4/s keeps the added delay under 250 ms (within the 0.5 s
+	// end-to-end goal) while bounding a write storm to 4 lists per second
+	// per loop.
+	DefaultRate  = 4.0
+	DefaultBurst = 4
+
+	// DefaultBackoffMin and DefaultBackoffMax bound the exponential backoff
+	// (full jitter) after a failed request: the first retry comes within
+	// 0.5 s, a public cluster that stays down is asked at most every 30 s
+	// per loop.
+	DefaultBackoffMin = 500 * time.Millisecond
+	DefaultBackoffMax = 30 * time.Second
+
+	// DefaultCallTimeout bounds a plain read (the first list, the
+	// datacenter list) and is the margin a blocking read gets on top of
+	// Wait + Wait/16: a whole list of a large datacenter, forwarded over
+	// the WAN, takes seconds, not tens of seconds.
+	DefaultCallTimeout = 10 * time.Second
+
+	// DefaultDCRefresh is how often the federation's datacenter list is
+	// read: a datacenter that joins is watched within a minute (its first
+	// list is a Resync, so nothing is missed), one that leaves stops being
+	// watched.
+	DefaultDCRefresh = time.Minute
+)
+
+// Options configure a Detector. Zero values take the defaults above.
+type Options struct {
+	// Wait is the blocking wait of every request (default DefaultWait, at
+	// most MaxWait).
+	Wait time.Duration
+	// Rate is each loop's sustained request rate per second (default
+	// DefaultRate); Burst its bucket size (default DefaultBurst).
+	Rate  float64
+	Burst int
+	// BackoffMin and BackoffMax bound the backoff after errors.
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	// CallTimeout bounds a plain read and is added to a blocking read's
+	// Wait + Wait/16.
+	CallTimeout time.Duration
+	// DCRefresh is how often the datacenter list is read.
+	DCRefresh time.Duration
+	// OnlyPassing must be the prepared query's only_passing: Usable then
+	// counts only instances whose checks all pass; when false it also
+	// counts instances with warnings (a query never returns critical ones).
+	OnlyPassing bool
+	// Logger receives the detector's logs (default: none).
+	Logger hclog.Logger
+	// Registerer receives the detector's metrics (default: a private
+	// registry nobody scrapes).
+	Registerer prometheus.Registerer
+	// Now is the clock for event and status times (default time.Now).
+	Now func() time.Time
+}
+
+// withDefaults checks the options and fills in the defaults.
+func (o Options) withDefaults() (Options, error) {
+	var errs []error
+	check := func(name string, d time.Duration, def time.Duration) time.Duration {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("watch options: %s is negative (%s)", name, d))
+		}
+		if d <= 0 {
+			return def
+		}
+		return d
+	}
+	o.Wait = check("Wait", o.Wait, DefaultWait)
+	o.BackoffMin = check("BackoffMin", o.BackoffMin, DefaultBackoffMin)
+	o.BackoffMax = check("BackoffMax", o.BackoffMax, DefaultBackoffMax)
+	o.CallTimeout = check("CallTimeout", o.CallTimeout, DefaultCallTimeout)
+	o.DCRefresh = check("DCRefresh", o.DCRefresh, DefaultDCRefresh)
+	if o.Wait > MaxWait {
+		errs = append(errs, fmt.Errorf("watch options: Wait %s is above Consul's cap of %s", o.Wait, MaxWait))
+	}
+	if o.BackoffMax < o.BackoffMin {
+		errs = append(errs, fmt.Errorf("watch options: BackoffMax %s is below BackoffMin %s", o.BackoffMax, o.BackoffMin))
+	}
+	if o.Rate < 0 || o.Burst < 0 {
+		errs = append(errs, fmt.Errorf("watch options: Rate (%g) and Burst (%d) must not be negative", o.Rate, o.Burst))
+	}
+	if o.Rate == 0 {
+		o.Rate = DefaultRate
+	}
+	if o.Burst == 0 {
+		o.Burst = DefaultBurst
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, errors.Join(errs...)
+}
+
+// requestTimeout is the deadline of one request: a blocking read may be
+// held for Wait plus the server's jitter (up to Wait/16), and then needs
+// CallTimeout to send the list.
+func (o *Options) requestTimeout(blocking bool) time.Duration {
+	if !blocking {
+		return o.CallTimeout
+	}
+	return o.Wait + o.Wait/16 + o.CallTimeout
+}
