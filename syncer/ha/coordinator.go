@@ -149,15 +149,17 @@ func (c *Coordinator) shutdown(parent context.Context) {
 	for _, g := range c.gws {
 		c.mu.Lock()
 		c.endLease(g, ErrShutdown)
-		session, held := g.session, g.session != "" && g.lock.session == g.session
-		value := g.lockValue
+		// Release even when our view does not show the lock ours (an
+		// acquire may have just succeeded): Consul ignores a release by a
+		// session that does not hold the key.
+		session, value := g.session, g.lockValue
 		g.session, g.sessionOK = "", false
 		c.mu.Unlock()
 		c.m.sessionUp.WithLabelValues(g.Name).Set(0)
 		if session == "" {
 			continue
 		}
-		wg.Go(func() { c.leave(ctx, g, session, held, value) })
+		wg.Go(func() { c.leave(ctx, g, session, value) })
 	}
 	wg.Wait()
 	c.notify()
@@ -165,12 +167,9 @@ func (c *Coordinator) shutdown(parent context.Context) {
 }
 
 // leave releases what session holds in g's cluster and destroys it.
-func (c *Coordinator) leave(ctx context.Context, g *gwState, session string, held bool, value []byte) {
-	kv := g.Client.KV()
-	if held {
-		if _, _, err := kv.Release(&api.KVPair{Key: g.lockKey, Session: session, Value: value}, writeOpts(ctx)); err != nil {
-			g.log.Warn("release lock at shutdown failed; the session's destruction frees it after the lock-delay", "error", err)
-		}
+func (c *Coordinator) leave(ctx context.Context, g *gwState, session string, value []byte) {
+	if _, _, err := g.Client.KV().Release(&api.KVPair{Key: g.lockKey, Session: session, Value: value}, writeOpts(ctx)); err != nil {
+		g.log.Warn("release lock at shutdown failed; the session's destruction frees it after the lock-delay", "error", err)
 	}
 	// Delete the membership key only while our session holds it, so a
 	// replica with the same ID that already took over keeps its key.

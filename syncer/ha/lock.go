@@ -169,22 +169,27 @@ func (c *Coordinator) handOver(ctx context.Context, g *gwState, to string) {
 	}
 }
 
-// readLock reads g's lock directly (consistent) and applies it, clearing
-// verify; it reports whether the read succeeded.
+// readLock reads g's lock directly (consistent) and applies it; it
+// reports whether the read succeeded. verify is cleared before the read, so
+// a request for verification made while it runs (a fence report) is kept
+// for the next step.
 func (c *Coordinator) readLock(ctx context.Context, g *gwState) bool {
+	c.mu.Lock()
+	g.verify = false
+	c.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	pair, meta, err := g.Client.KV().Get(g.lockKey, (&api.QueryOptions{RequireConsistent: true}).WithContext(cctx))
 	if err != nil {
+		c.mu.Lock()
+		g.verify = true
+		c.mu.Unlock()
 		if ctx.Err() == nil {
 			g.log.Warn("read lock failed", "error", err)
 		}
 		return false
 	}
 	c.observeLock(g, pair, meta.LastIndex, true)
-	c.mu.Lock()
-	g.verify = false
-	c.mu.Unlock()
 	return true
 }
 
