@@ -21,7 +21,7 @@ import (
 
 	"github.com/gwsync/gwsync/gateway"
 	"github.com/gwsync/gwsync/gateway/refgw"
-	"github.com/gwsync/gwsync/syncer/mirror"
+	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
