@@ -16,7 +16,6 @@ import (
 	"github.com/mattn/go-isatty"
 
 	"github.com/gwsync/gwsync/config"
-	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/syncer/admin"
 )
 
@@ -226,7 +225,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // printDiff writes a dry-run result: a summary line, then one line per change.
-func printDiff(w io.Writer, res syncer.Result) {
+func printDiff(w io.Writer, res admin.Result) {
 	scope := "gateway " + res.Gateway
 	if res.Service != "" {
 		scope += ", service " + res.Service

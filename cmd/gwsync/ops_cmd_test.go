@@ -12,9 +12,9 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/syncer/admin"
 	"github.com/gwsync/gwsync/syncer/admin/admintest"
-	"github.com/gwsync/gwsync/syncer/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -50,6 +50,9 @@ func mirrorPort(t *testing.T, srv *harness.Server, service, id string) int {
 // TestOps runs status, diff and resync against a running controller with
 // real Consul (public dc1+dc2, one gateway gw1).
 func TestOps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real Consul servers: skipped with -short")
+	}
 	fed := harness.StartFederation(t, "dc1", "dc2")
 	dc1 := fed.Server("dc1")
 	dc1.Register(t, harness.Instance{Node: "n1", Address: "10.0.0.1", ID: "web-1", Service: "web", Port: 8080})

@@ -16,10 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
-	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/syncer/admin"
 	"github.com/gwsync/gwsync/syncer/admin/admintest"
-	"github.com/gwsync/gwsync/syncer/mirror"
+	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -104,6 +103,60 @@ func ports(t *testing.T, srv *harness.Server, service string) []string {
 	return out
 }
 
+// written fingerprints what gwsync has written to a gateway's dedicated
+// cluster: the ModifyIndex of every gwsync-owned node, of every mirrored
+// instance of services and of every record under the gateway's KV
+// prefixes. The sync marker is taken by its generation and sync time: its
+// heartbeat refreshes checked_at on a timer of its own, which is not a
+// sync's write. What the Consul server writes on its own (its Raft index
+// moves in its first seconds) does not show here.
+func written(t *testing.T, env *admintest.Env, gateway string, services ...string) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := env.Dedicated[gateway].Client(t)
+	owned := (&api.QueryOptions{NodeMeta: map[string]string{mirror.MetaManaged: mirror.ManagedValue}}).WithContext(ctx)
+	out := map[string]string{}
+	nodes, _, err := c.Catalog().Nodes(owned)
+	if err != nil {
+		t.Fatalf("read mirrored nodes: %v", err)
+	}
+	for _, n := range nodes {
+		out["node "+n.Node] = fmt.Sprint(n.ModifyIndex)
+	}
+	for _, svc := range services {
+		entries, _, err := c.Catalog().Service(svc, "", owned)
+		if err != nil {
+			t.Fatalf("read mirror of %s: %v", svc, err)
+		}
+		for _, e := range entries {
+			out["service "+e.Node+"/"+e.ServiceID] = fmt.Sprint(e.ModifyIndex)
+		}
+	}
+	kvp := env.Config.Mirror.KVPrefix
+	for _, prefix := range []string{mirror.GatewayPrefix(kvp, gateway), mirror.CoveragePrefix(kvp, gateway)} {
+		pairs, _, err := c.KV().List(prefix, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			t.Fatalf("read %s: %v", prefix, err)
+		}
+		for _, p := range pairs {
+			if p.Key != mirror.MarkerKey(kvp, gateway) {
+				out["key "+p.Key] = fmt.Sprint(p.ModifyIndex)
+				continue
+			}
+			m, err := mirror.DecodeMarker(p.Value)
+			if err != nil {
+				t.Fatalf("marker: %v", err)
+			}
+			out["marker"] = fmt.Sprintf("generation %d synced at %s", m.Generation, m.SyncedAt)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("nothing written by gwsync found in %s's cluster", gateway)
+	}
+	return out
+}
+
 func counter(t *testing.T, env *admintest.Env, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := env.Registry.Gather()
@@ -135,6 +188,9 @@ func counter(t *testing.T, env *admintest.Env, name string, labels map[string]st
 // TestServer runs every admin endpoint against a real controller with real
 // Consul: a public federation (dc1, dc2) and two gateways, gw1 and gw2.
 func TestServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real Consul servers: skipped with -short")
+	}
 	fed := harness.StartFederation(t, "dc1", "dc2")
 	dc1 := fed.Server("dc1")
 	dc1.Register(t, inst("n1", "web", "web-1", 8080))
@@ -149,16 +205,17 @@ func TestServer(t *testing.T) {
 			t.Fatalf("status: %d %s", code, b)
 		}
 		st := decode[admin.StatusResponse](t, b)
-		if !st.Ready || len(st.Gateways) != 2 {
+		if !st.Ready || len(st.Gateways) != 2 || st.Role != admin.RoleOwner {
 			t.Fatalf("status = %s", b)
 		}
 		for i, g := range st.Gateways {
 			if g.Name != []string{"gw1", "gw2"}[i] || g.SourceDatacenter != "dc1" || !g.Synced || g.Generation != 1 ||
-				g.Services != 2 || g.Instances != 3 || g.DeletesHeld != 0 || g.LastSuccess.IsZero() || g.LastError != "" {
+				g.Services != 2 || g.Instances != 3 || g.Covered != 2 || g.DeletesHeld != 0 || g.Problems != 0 ||
+				g.LastSuccess.IsZero() || g.LastError != "" || !g.Vouching || !g.Owned || g.Owner != nil {
 				t.Fatalf("gateway %d status = %+v", i, g)
 			}
 		}
-		dcs := map[string]syncer.DCHealth{}
+		dcs := map[string]admin.DCHealth{}
 		for _, d := range st.Datacenters {
 			dcs[d.Datacenter] = d
 		}
@@ -250,23 +307,23 @@ func TestServer(t *testing.T) {
 
 	t.Run("DiffShowsExactlyThePendingChange", func(t *testing.T) {
 		dc1.Register(t, inst("n2", "web", "web-2", 8081))
-		before := gw1.RaftLastIndex(t)
+		before := written(t, env, "gw1", "web", "api")
 		code, b := call(t, http.MethodGet, env.URL+"/v1/diff?gateway=gw1", token, "")
 		if code != http.StatusOK {
 			t.Fatalf("diff: %d %s", code, b)
 		}
-		res := decode[syncer.Result](t, b)
-		want := []syncer.Change{{Op: "update", Kind: "service", Node: "gwsync-dc1.n2", Service: "web", ID: "web-2", Reason: "changed: port 8080 -> 8081"}}
-		if !res.DryRun || !reflect.DeepEqual(res.Changes, want) || res.Adds != 0 || res.Updates != 1 || res.Deletes != 0 {
+		res := decode[admin.Result](t, b)
+		want := []admin.Change{{Op: "update", Kind: "service", Node: "gwsync-dc1.n2", Service: "web", ID: "web-2", Reason: "changed: port 8080 -> 8081"}}
+		if !res.DryRun || !reflect.DeepEqual(res.Changes, want) || res.Adds != 0 || res.Updates != 1 || res.Deletes != 0 || res.Service != "" {
 			t.Fatalf("diff = %s", b)
 		}
 		// Scoped to another service: nothing pending.
 		code, b = call(t, http.MethodGet, env.URL+"/v1/diff?gateway=gw1&service=api", token, "")
-		if res := decode[syncer.Result](t, b); code != http.StatusOK || len(res.Changes) != 0 || res.Service != "api" {
+		if res := decode[admin.Result](t, b); code != http.StatusOK || len(res.Changes) != 0 || res.Service != "api" {
 			t.Fatalf("diff of api: %d %s", code, b)
 		}
-		if after := gw1.RaftLastIndex(t); after != before {
-			t.Fatalf("a dry run wrote to the dedicated cluster: raft index %d -> %d", before, after)
+		if after := written(t, env, "gw1", "web", "api"); !reflect.DeepEqual(after, before) {
+			t.Fatalf("a dry run wrote to the dedicated cluster:\nbefore %v\nafter  %v", before, after)
 		}
 		if got := ports(t, gw1, "web"); !contains(got, "gwsync-dc1.n2/web-2:8080") {
 			t.Fatalf("a dry run changed the mirror: %v", got)

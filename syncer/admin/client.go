@@ -11,8 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-
-	"github.com/gwsync/gwsync/syncer"
 )
 
 // Client calls a controller's admin API.
@@ -97,7 +95,7 @@ func (c *Client) ResyncStatus(ctx context.Context, id string) (Resync, error) {
 
 // Diff returns what a sync of gateway (or of one service of it) would
 // change now; force shows what a forced resync would do.
-func (c *Client) Diff(ctx context.Context, gateway, service string, force bool) (syncer.Result, error) {
+func (c *Client) Diff(ctx context.Context, gateway, service string, force bool) (Result, error) {
 	q := url.Values{"gateway": {gateway}}
 	if service != "" {
 		q.Set("service", service)
@@ -105,7 +103,7 @@ func (c *Client) Diff(ctx context.Context, gateway, service string, force bool) 
 	if force {
 		q.Set("force", strconv.FormatBool(force))
 	}
-	var out syncer.Result
+	var out Result
 	err := c.do(ctx, http.MethodGet, "/v1/diff", q, nil, &out)
 	return out, err
 }

@@ -22,7 +22,16 @@ const maxBody = 64 << 10
 const maxServiceName = 256
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, StatusResponse{Ready: s.opts.Controller.Ready(), Status: s.opts.Controller.Status()})
+	st := s.opts.Controller.Status()
+	out := StatusResponse{Ready: s.opts.Controller.Ready(), Gateways: []GatewayStatus{}, Datacenters: []DCHealth{}}
+	for _, g := range st.Gateways {
+		out.Gateways = append(out.Gateways, fromGatewayStatus(g))
+	}
+	for _, d := range st.Datacenters {
+		out.Datacenters = append(out.Datacenters, fromDCHealth(d))
+	}
+	out.Role = roleOf(out.Gateways)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // resync accepts a forced resync and answers 202 with its record; the
@@ -157,7 +166,7 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), or(s.opts.DiffTimeout, DefaultDiffTimeout))
 	defer cancel()
-	res, err := s.opts.Controller.Sync(ctx, syncer.Request{Gateway: gw, Service: svc, DryRun: true, Force: force})
+	res, err := s.opts.Controller.Sync(ctx, toRequest(ResyncRequest{Gateway: gw, Service: svc, Force: force}, true))
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			writeError(w, http.StatusGatewayTimeout, ErrorResponse{Error: "dry run: " + err.Error()})
@@ -166,7 +175,7 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, ErrorResponse{Error: "dry run: " + err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, fromResult(res, svc))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/gwsync/gwsync/syncer"
 )
 
 const (
@@ -102,7 +100,7 @@ func (j *jobs) runGateway(ctx context.Context, r *Resync, i int) {
 	j.mu.Lock()
 	g := &r.Gateways[i]
 	g.State, g.Started = StateRunning, j.now()
-	req := syncer.Request{Gateway: g.Gateway, Service: r.Service, Force: r.Force}
+	req := toRequest(ResyncRequest{Gateway: g.Gateway, Service: r.Service, Force: r.Force}, false)
 	j.mu.Unlock()
 	req.Progress = func(done, total int) {
 		j.mu.Lock()
@@ -119,10 +117,7 @@ func (j *jobs) runGateway(ctx context.Context, r *Resync, i int) {
 	g.Finished = j.now()
 	g.Complete = res.Complete
 	g.Adds, g.Updates, g.Deletes, g.DeletesHeld, g.HeldReason = res.Adds, res.Updates, res.Deletes, res.DeletesHeld, res.HeldReason
-	g.Kept, g.Errors = res.Kept, res.Errors
-	if len(g.Kept) == 0 {
-		g.Kept = nil
-	}
+	g.Kept, g.Errors, g.Problems = nonEmpty(res.Kept), res.Errors, res.Problems
 	if err != nil && len(g.Errors) == 0 {
 		g.Errors = []string{err.Error()}
 	}

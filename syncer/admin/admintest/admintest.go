@@ -22,6 +22,7 @@ import (
 	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/syncer/admin"
+	"github.com/gwsync/gwsync/syncer/consul"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -57,7 +58,7 @@ type Env struct {
 	Config    *config.Config
 }
 
-// Start starts the dedicated servers, the controller (schedule "@every 1h":
+// Start starts the dedicated servers, the controller (schedule "@every 30m":
 // one full sync at start, later ones only when a test asks) and the admin
 // server, and waits until every gateway has completed its first full sync.
 // Everything stops through t.Cleanup.
@@ -73,7 +74,7 @@ func Start(t *testing.T, s Setup) *Env {
 	fmt.Fprintf(&b, "query {\n  share_window = \"0s\"\n  failover {\n    nearest_n = 3\n  }\n}\n")
 	fmt.Fprintf(&b, "services {\n  include = [%s]\n}\n", quoteList(s.Include))
 	for _, g := range s.Gateways {
-		fmt.Fprintf(&b, "gateway %q {\n  source_datacenter = %q\n  schedule = \"@every 1h\"\n  dedicated {\n    address = %q\n  }\n}\n",
+		fmt.Fprintf(&b, "gateway %q {\n  source_datacenter = %q\n  schedule = \"@every 30m\"\n  dedicated {\n    address = %q\n  }\n}\n",
 			g, src, env.Dedicated[g].HTTPAddr())
 	}
 	path := filepath.Join(t.TempDir(), "gwsync.hcl")
@@ -88,7 +89,14 @@ func Start(t *testing.T, s Setup) *Env {
 	env.Registry = prometheus.NewRegistry()
 	env.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	log := hclog.New(&hclog.LoggerOptions{Name: "gwsync", Level: hclog.Warn, Output: testWriter{t}})
-	env.Controller, err = syncer.New(cfg, syncer.Options{Logger: log, Registerer: env.Registry})
+	sopts, err := consul.Setup(cfg, syncer.Options{Logger: log, Registerer: env.Registry, Replica: "admintest"})
+	if err != nil {
+		t.Fatalf("admintest: controller: %v", err)
+	}
+	// No change feed: a test decides when a sync runs (a pending change
+	// stays pending until a resync or diff looks at it).
+	sopts.Detector = nil
+	env.Controller, err = syncer.New(cfg, sopts)
 	if err != nil {
 		t.Fatalf("admintest: controller: %v", err)
 	}
