@@ -16,9 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/syncer/admin"
 	"github.com/gwsync/gwsync/syncer/admin/admintest"
-	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 

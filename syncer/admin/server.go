@@ -62,6 +62,17 @@ type Options struct {
 	ResyncTimeout time.Duration
 	// DiffTimeout bounds a dry-run reconcile; zero means DefaultDiffTimeout.
 	DiffTimeout time.Duration
+	// AllowedHosts are host names (without port) accepted in the Host
+	// header of /v1/ requests, besides IP addresses, "localhost" and the
+	// host of Address.
+	AllowedHosts []string
+	// HTTP server bounds; zero means the Default… constants (WriteTimeout:
+	// DiffTimeout plus a margin, so a diff's answer is still written).
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
 }
 
 // DefaultDiffTimeout bounds GET /v1/diff: a dry run waits for a running
