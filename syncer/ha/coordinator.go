@@ -43,6 +43,9 @@ type gwState struct {
 	log       hclog.Logger
 	wake      chan struct{} // the decide loop
 	renewNow  chan struct{} // the session loop
+	// readFailures counts failed direct lock reads in a row (decide loop
+	// only).
+	readFailures int
 
 	// mu-guarded:
 	session   string // our session in this cluster ("" none)

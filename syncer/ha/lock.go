@@ -37,8 +37,12 @@ func (c *Coordinator) step(ctx context.Context, g *gwState) time.Time {
 	c.mu.Lock()
 	verify := g.verify && g.session != ""
 	c.mu.Unlock()
-	if verify && !c.readLock(ctx, g) {
-		return c.now().Add(backoff(retryMin, retryMax, 1))
+	if verify {
+		if !c.readLock(ctx, g) {
+			g.readFailures++
+			return c.now().Add(backoff(retryMin, retryMax, g.readFailures))
+		}
+		g.readFailures = 0
 	}
 	c.mu.Lock()
 	c.syncLease(g)
@@ -133,10 +137,10 @@ func (c *Coordinator) acquire(ctx context.Context, g *gwState, session string) {
 		g.failures, g.retryAt, g.verify = 0, time.Time{}, true
 		return
 	}
-	if err != nil && ctx.Err() == nil {
-		g.log.Warn("acquire lock failed", "error", err)
-	}
 	g.failures++
+	if err != nil {
+		logRetry(ctx, g, g.failures, "acquire lock failed", err)
+	}
 	now := c.now()
 	g.retryAt = now.Add(backoff(retryMin, retryMax, g.failures))
 	if g.failures == 1 && err == nil {
@@ -184,9 +188,7 @@ func (c *Coordinator) readLock(ctx context.Context, g *gwState) bool {
 		c.mu.Lock()
 		g.verify = true
 		c.mu.Unlock()
-		if ctx.Err() == nil {
-			g.log.Warn("read lock failed", "error", err)
-		}
+		logRetry(ctx, g, g.readFailures+1, "read lock failed", err)
 		return false
 	}
 	c.observeLock(g, pair, meta.LastIndex, true)

@@ -36,9 +36,7 @@ func (c *Coordinator) sessionLoop(ctx context.Context, g *gwState) {
 			if err != nil {
 				failures++
 				next = backoff(retryMin, retryMax, failures)
-				if ctx.Err() == nil && failures == 1 {
-					g.log.Warn("create session failed; retrying", "error", err)
-				}
+				logRetry(ctx, g, failures, "create session failed", err)
 				break
 			}
 			failures, lastOK = 0, start
@@ -50,14 +48,13 @@ func (c *Coordinator) sessionLoop(ctx context.Context, g *gwState) {
 			case err != nil:
 				failures++
 				c.m.renewFailures.WithLabelValues(g.Name).Inc()
-				if ctx.Err() == nil {
-					g.log.Warn("renew session failed", "error", err, "failures", failures)
-				}
-				// Retry well within the TTL, and look again at the moment we
-				// must stop trusting the session.
-				next = backoff(retryMin, ttl/8, failures)
+				logRetry(ctx, g, failures, "renew session failed", err)
+				// While the session is trusted, retry well within the TTL and
+				// look again at the moment we must stop trusting it; after
+				// that, back off further: the cluster is out of reach.
+				next = backoff(retryMin, retryMax, failures)
 				if left := lastOK.Add(ttl).Sub(c.now()); left > 0 {
-					next = min(next, left)
+					next = min(backoff(retryMin, ttl/8, failures), left)
 				}
 			case entry == nil:
 				g.log.Warn("session is gone (expired or destroyed)", "session", id)
@@ -207,4 +204,17 @@ func minOf(xs []string) string {
 		m = min(m, x)
 	}
 	return m
+}
+
+// logRetry logs a failing call of a retry loop: the first failure of a
+// streak and every tenth as warnings, the rest at debug level, so a
+// cluster out of reach for hours does not flood the log.
+func logRetry(ctx context.Context, g *gwState, failures int, msg string, err error) {
+	switch {
+	case ctx.Err() != nil:
+	case failures == 1 || failures%10 == 0:
+		g.log.Warn(msg+"; retrying", "error", err, "failures", failures)
+	default:
+		g.log.Debug(msg+"; retrying", "error", err, "failures", failures)
+	}
 }
