@@ -55,6 +55,8 @@ type Options struct {
 type Detector interface {
 	Run(ctx context.Context, sink func(watch.Event)) error
 	UsableCounter
+	// DCs are the public DCs the feed watches.
+	DCs() []string
 }
 
 // Controller runs every gateway's reconciles: on its schedule (the safety
@@ -112,7 +114,7 @@ func New(cfg *config.Config, opts Options) (*Controller, error) {
 			replica: opts.Replica, shared: shared, store: store, templates: templates,
 			enc: mirror.Encoder{Gateway: gc.Name, NodePrefix: cfg.Mirror.NodePrefix},
 			log: log.With("gateway", gc.Name), metrics: m, now: opts.Now,
-			runMu: make(chan struct{}, 1), kick: make(chan struct{}, 1), applied: map[string]time.Time{},
+			runMu: make(chan struct{}, 1), kick: make(chan struct{}, 1), applied: map[string]time.Time{}, covered: map[string]bool{},
 			status:      GatewayStatus{Name: gc.Name, SourceDatacenter: gc.SourceDatacenter, Owned: true},
 			failoverAny: cfg.Query.NearestN > 0, failoverDCs: cfg.Query.Datacenters,
 		}

@@ -31,14 +31,20 @@ type UsableCounter interface {
 // events is the dispatcher's state.
 type events struct {
 	usable UsableCounter
+	dcs    func() []string
 	mu     sync.Mutex
+	// baselined: DCs whose change feed delivered its first list (a Resync
+	// event); ready closes once every DC has.
+	baselined map[string]bool
+	ready     chan struct{}
 	// pending per gateway: service -> time of the earliest change waiting.
 	pending map[string]map[string]time.Time
 	wake    map[string]chan struct{}
 }
 
-func newEvents(gateways []string, usable UsableCounter) *events {
-	e := &events{usable: usable, pending: map[string]map[string]time.Time{}, wake: map[string]chan struct{}{}}
+func newEvents(gateways []string, d Detector) *events {
+	e := &events{usable: d, dcs: d.DCs, pending: map[string]map[string]time.Time{}, wake: map[string]chan struct{}{},
+		baselined: map[string]bool{}, ready: make(chan struct{})}
 	for _, g := range gateways {
 		e.pending[g] = map[string]time.Time{}
 		e.wake[g] = make(chan struct{}, 1)
@@ -52,13 +58,18 @@ func (c *Controller) HandleEvent(ev watch.Event) {
 		return
 	}
 	c.metrics.EventsReceived.WithLabelValues(ev.DC).Inc()
+	if ev.Resync {
+		c.events.baseline(ev.DC)
+	}
 	for _, name := range c.order {
 		g := c.gateways[name]
 		if !c.isOwned(name) {
 			continue
 		}
 		if ev.Resync {
-			if g.dependsOn(ev.DC) {
+			// Events may have been missed before ev.At: a full reconcile
+			// that started after it covers them; else one runs now.
+			if g.dependsOn(ev.DC) && !g.fullStartedAfter(ev.At) {
 				g.log.Info("public change feed resynchronised: full reconcile", "dc", ev.DC)
 				g.requestFull()
 			}
@@ -73,6 +84,48 @@ func (c *Controller) HandleEvent(ev watch.Event) {
 		if len(affected) > 0 {
 			c.events.add(name, affected, ev.At, c.metrics)
 		}
+	}
+}
+
+// baseline records that dc's feed has its first list.
+func (e *events) baseline(dc string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.baselined[dc] = true
+	dcs := e.dcs()
+	for _, d := range dcs {
+		if !e.baselined[d] {
+			return
+		}
+	}
+	if len(dcs) > 0 {
+		select {
+		case <-e.ready:
+		default:
+			close(e.ready)
+		}
+	}
+}
+
+// baselineWait bounds how long the first full reconciles wait for the
+// change feed's first lists: starting them after the feed has its
+// baseline means the feed's first Resync events need no second full
+// reconcile; a public cluster the feed cannot reach must not delay them
+// much.
+const baselineWait = 5 * time.Second
+
+// waitBaseline waits for every DC's first list, at most baselineWait.
+func (c *Controller) waitBaseline(ctx context.Context) {
+	if c.events == nil {
+		return
+	}
+	t := time.NewTimer(baselineWait)
+	defer t.Stop()
+	select {
+	case <-c.events.ready:
+	case <-t.C:
+		c.log.Warn("public change feed has no first list yet: starting the full reconciles without it", "waited", baselineWait)
+	case <-ctx.Done():
 	}
 }
 

@@ -61,6 +61,8 @@ type gatewaySyncer struct {
 
 	mu     sync.Mutex // status, never held across a network call
 	status GatewayStatus
+	// fullStart is when the running or last full reconcile started.
+	fullStart time.Time
 }
 
 // GatewayStatus is a gateway's state for the admin API.
@@ -222,6 +224,13 @@ func (g *gatewaySyncer) lastSuccess() time.Time {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.status.LastSuccess
+}
+
+// fullStartedAfter reports whether a full reconcile started after t.
+func (g *gatewaySyncer) fullStartedAfter(t time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.fullStart.After(t)
 }
 
 // requestFull asks for a full reconcile soon.

@@ -72,6 +72,11 @@ type fullRun struct {
 
 func (g *gatewaySyncer) syncFull(ctx context.Context, req Request) (Result, error) {
 	run := &fullRun{req: req, res: g.newResult(req, ScopeFull)}
+	if !req.DryRun {
+		g.mu.Lock()
+		g.fullStart = run.res.Started
+		g.mu.Unlock()
+	}
 	if err := g.templates.ensure(ctx, g.cfg.SourceDatacenter, !req.DryRun); err != nil {
 		return g.fail(run.res, err)
 	}
@@ -347,6 +352,9 @@ func (g *gatewaySyncer) loadModel(ctx context.Context, dry bool) (*State, error)
 	g.model = &snap.State
 	g.modelMu.Unlock()
 	g.marker, g.covered = snap.Marker, snap.Coverage
+	if g.covered == nil {
+		g.covered = map[string]bool{}
+	}
 	return g.model, nil
 }
 

@@ -17,6 +17,7 @@ import (
 // skips them (counted), it never queues them.
 func (c *Controller) gatewayLoop(ctx context.Context, g *gatewaySyncer) {
 	failures := 0
+	c.waitBaseline(ctx)
 	next := c.now() // the first full reconcile runs at once
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -31,6 +32,10 @@ func (c *Controller) gatewayLoop(ctx context.Context, g *gatewaySyncer) {
 		if !c.isOwned(g.cfg.Name) {
 			next = g.cfg.Spec.Next(c.now())
 			continue
+		}
+		select { // a full reconcile starting now covers earlier requests
+		case <-g.kick:
+		default:
 		}
 		started := c.now()
 		res, err := c.safeSync(ctx, g, Request{Gateway: g.cfg.Name})

@@ -47,6 +47,15 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 	}
 	g.writeMu.Lock()
 	defer g.writeMu.Unlock()
+	if !req.DryRun {
+		// A full reconcile may have reloaded the model while the answers
+		// were read: plan and apply against the current one.
+		if model = g.model; model == nil {
+			res.Finished = g.now()
+			g.record(res, errNotLoaded)
+			return res, errNotLoaded
+		}
+	}
 	p := Diff(g.diffInput(model, targets, false))
 	v := Guard(p, GuardInput{Safety: g.safety, Synced: g.snapshot().Synced, SourceComplete: complete, Force: req.Force, Mirrored: len(model.Services)})
 	g.noteGuard(&res, v, req.DryRun)

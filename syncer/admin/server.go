@@ -1,31 +1,18 @@
-// Package admin serves the controller's admin HTTP API: metrics, health,
-// readiness, status, forced resync and dry-run diff. Client is the matching
-// HTTP client the ops CLI uses.
-//
-// Authorisation: POST /v1/resync, GET /v1/resync[/<id>] and GET /v1/diff
-// need "Authorization: Bearer <token>" when a token is configured. Without a
-// token they are served only when the listener is bound to a loopback
-// address (any local user may then call them, as with Consul's own agent
-// API in dev mode); on any other listener they answer 403 until a token is
-// configured. /metrics, /healthz, /readyz and /v1/status never need a token.
 package admin
 
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gwsync/gwsync/syncer"
 )
@@ -67,7 +54,7 @@ type Options struct {
 	// host of Address.
 	AllowedHosts []string
 	// HTTP server bounds; zero means the Default… constants (WriteTimeout:
-	// DiffTimeout plus a margin, so a diff's answer is still written).
+	// DiffTimeout plus DiffWriteMargin, so a diff's answer is still written).
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -75,19 +62,45 @@ type Options struct {
 	MaxHeaderBytes    int
 }
 
-// DefaultDiffTimeout bounds GET /v1/diff: a dry run waits for a running
-// reconcile of the gateway, then reads the source and the mirror.
-const DefaultDiffTimeout = 2 * time.Minute
+// Defaults of the HTTP server's bounds.
+const (
+	// DefaultDiffTimeout bounds GET /v1/diff: a dry run waits for a running
+	// reconcile of the gateway, then reads the source and the mirror.
+	DefaultDiffTimeout = 2 * time.Minute
+	// DiffWriteMargin is added to the diff timeout to give the write
+	// timeout: the answer (a 504 at worst) is written after the dry run
+	// ends, and a large change list takes a moment to encode and send.
+	DiffWriteMargin = 30 * time.Second
+	// DefaultReadHeaderTimeout: a request header arrives in one round
+	// trip; ten seconds allows a slow link and stops a client that trickles
+	// its header to hold a connection (slowloris).
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultReadTimeout bounds reading a whole request; bodies are at
+	// most maxBody (64 KiB).
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultIdleTimeout keeps a connection between requests: longer than
+	// the CLI's polling and a Prometheus scrape interval (so both reuse
+	// their connection), short enough that idle clients do not pile up.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultMaxHeaderBytes: a token, the Host and a few headers need well
+	// under 1 KiB; the rest is room for a browser's localhost cookies.
+	// Beyond it the server answers 431.
+	DefaultMaxHeaderBytes = 32 << 10
+	// shutdownGrace bounds the graceful stop: in-flight requests and
+	// resyncs (cancelled first) get this long to end.
+	shutdownGrace = 10 * time.Second
+)
 
 // Server is the admin HTTP server.
 type Server struct {
 	opts    Options
 	log     hclog.Logger
-	mux     *http.ServeMux
 	handler http.Handler
 	metrics *metrics
 	jobs    *jobs
 	token   [sha256.Size]byte
+	hosts   map[string]bool
+	cop     *http.CrossOriginProtection
 	// loopback is set by Run when the listener is bound to a loopback
 	// address; it decides whether token-less mutating calls are served.
 	loopback atomic.Bool
@@ -114,24 +127,15 @@ func New(opts Options) *Server {
 	if opts.Gatherer == nil {
 		opts.Gatherer = prometheus.NewRegistry()
 	}
+	opts.DiffTimeout = or(opts.DiffTimeout, DefaultDiffTimeout)
 	m := newMetrics(reg)
-	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux(), metrics: m, token: sha256.Sum256([]byte(opts.Token))}
+	s := &Server{opts: opts, log: opts.Logger, metrics: m, token: sha256.Sum256([]byte(opts.Token)),
+		hosts: allowedHosts(opts.Address, opts.AllowedHosts), cop: http.NewCrossOriginProtection()}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.jobs = &jobs{ctrl: opts.Controller, log: s.log, metrics: m, now: time.Now,
 		timeout: or(opts.ResyncTimeout, DefaultResyncTimeout), maxRunning: or(opts.MaxRunning, DefaultMaxRunning),
 		maxFinished: or(opts.MaxFinished, DefaultMaxFinished), byID: map[string]*Resync{}}
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.HandleFunc("GET /v1/status", s.status)
-	s.mux.HandleFunc("POST /v1/resync", s.authorized(s.resync))
-	s.mux.HandleFunc("GET /v1/resync", s.authorized(s.resyncList))
-	s.mux.HandleFunc("GET /v1/resync/{id}", s.authorized(s.resyncGet))
-	s.mux.HandleFunc("GET /v1/diff", s.authorized(s.diff))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)})
-	})
-	s.handler = m.instrument(s.mux)
+	s.handler = s.routes()
 	return s
 }
 
@@ -146,38 +150,17 @@ func or[T int | time.Duration](v, def T) T {
 // mutating calls are refused (the listener is not known to be loopback).
 func (s *Server) Handler() http.Handler { return s.handler }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	if !s.opts.Controller.Ready() {
-		http.Error(w, "not ready: not every gateway has completed a full sync", http.StatusServiceUnavailable)
-		return
-	}
-	fmt.Fprintln(w, "ready")
-}
-
-// authorized guards an endpoint with the admin token (see the package doc).
-func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.Token == "" {
-			if !s.loopback.Load() {
-				writeError(w, http.StatusForbidden, ErrorResponse{Error: "no admin token is configured and the admin listener is not loopback-only: configure admin.token_file to use this endpoint"})
-				return
-			}
-			next(w, r)
-			return
-		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		// Compare fixed-size digests: constant time, and no length leak.
-		if !ok || subtle.ConstantTimeCompare(sum[:], s.token[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="gwsync"`)
-			msg := "missing admin token: send Authorization: Bearer <token>"
-			if ok {
-				msg = "invalid admin token"
-			}
-			writeError(w, http.StatusUnauthorized, ErrorResponse{Error: msg})
-			return
-		}
-		next(w, r)
+// httpServer is the HTTP server with its bounds.
+func (s *Server) httpServer() *http.Server {
+	o := s.opts
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: or(o.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       or(o.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:      or(o.WriteTimeout, o.DiffTimeout+DiffWriteMargin),
+		IdleTimeout:       or(o.IdleTimeout, DefaultIdleTimeout),
+		MaxHeaderBytes:    or(o.MaxHeaderBytes, DefaultMaxHeaderBytes),
+		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}),
 	}
 }
 
@@ -201,7 +184,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 			s.log.Warn("no admin token configured and the listener is not loopback: resync and diff are refused", "address", bound)
 		}
 	}
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := s.httpServer()
 	if ready != nil {
 		ready(bound)
 	}
@@ -213,7 +196,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 		return fmt.Errorf("admin server: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err = srv.Shutdown(sctx)
 	s.closeOnce.Do(s.cancelBase)

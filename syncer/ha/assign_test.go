@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -180,4 +181,45 @@ func TestFallbackDelay(t *testing.T) {
 	if max := FallbackDelay(maxFallbackRank, 0); max > 1500*time.Millisecond {
 		t.Errorf("the last fallback slot is %s after the lock-delay: more than the takeover margin", max)
 	}
+}
+
+// FuzzAssign: any names (they come from configuration and from membership
+// keys other processes wrote) give a complete, balanced assignment over the
+// given replicas, never a panic.
+func FuzzAssign(f *testing.F) {
+	f.Add("a,b,c,d", "dc1,dc2", "r1,r2,r3")
+	f.Add("", "", "")
+	f.Add("x", "dc1", "r1,r1,,r2")
+	f.Fuzz(func(t *testing.T, gwNames, dcNames, replicaNames string) {
+		dcs := strings.Split(dcNames, ",")
+		var gws []Gateway
+		seen := map[string]bool{}
+		for i, n := range strings.Split(gwNames, ",") {
+			if n == "" || seen[n] {
+				continue
+			}
+			seen[n] = true
+			gws = append(gws, Gateway{Name: n, SourceDC: dcs[i%len(dcs)]})
+		}
+		rs := strings.Split(replicaNames, ",")
+		owner := Assign(gws, rs)
+		if len(owner) != len(gws) {
+			t.Fatalf("%d of %d gateways assigned", len(owner), len(gws))
+		}
+		n := counts(owner)
+		distinct := slices.Compact(slices.Sorted(slices.Values(rs)))
+		lo, hi := len(gws), 0
+		for _, r := range distinct {
+			lo, hi = min(lo, n[r]), max(hi, n[r])
+		}
+		if hi-lo > 1 {
+			t.Fatalf("unbalanced: %v", n)
+		}
+		for _, g := range gws {
+			order := fallbackOrder(g, owner, map[string]string{g.Name: g.SourceDC}, rs)
+			if slices.Contains(order, owner[g.Name]) {
+				t.Fatalf("fallback order %v contains the preferred owner", order)
+			}
+		}
+	})
 }

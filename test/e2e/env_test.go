@@ -42,6 +42,9 @@ type setup struct {
 	guardMin    int
 	fraction    float64
 	schedule    string
+	// events keeps the public change feed (the event path); without it
+	// tests drive every cycle themselves.
+	events bool
 	// markerInterval is mirror.marker_interval ("" = default).
 	markerInterval string
 	extra          string
@@ -109,12 +112,14 @@ func (s setup) controller(t *testing.T) (*syncer.Controller, *prometheus.Registr
 		t.Fatalf("config: %v", err)
 	}
 	reg := prometheus.NewRegistry()
-	log := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: testWriter{t}})
+	log := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.LevelFromString(or(os.Getenv("GWSYNC_TEST_LOG"), "warn")), Output: testWriter{t}})
 	opts, err := consul.Setup(cfg, syncer.Options{Logger: log, Registerer: reg, Replica: "e2e"})
 	if err != nil {
 		t.Fatalf("controller: %v", err)
 	}
-	opts.Detector = nil // tests drive every cycle themselves
+	if !s.events {
+		opts.Detector = nil // tests drive every cycle themselves
+	}
 	c, err := syncer.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("controller: %v", err)
