@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gwsync/gwsync/config"
+	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/syncer/consul"
-	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 

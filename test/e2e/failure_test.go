@@ -6,8 +6,8 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/mirror"
+	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/test/harness"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/mirror"
+	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
