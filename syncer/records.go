@@ -37,10 +37,11 @@ func coverageChanged(old, next map[string]bool) bool {
 }
 
 // nextMarker returns the marker to write with a complete cycle, or nil when
-// the one in the cluster already says everything (nothing changed): the
+// the one in the cluster already says everything (nothing changed, even
+// for a controller that just started or took the gateway over): the
 // heartbeat keeps it fresh, so a steady state writes nothing.
 func (g *gatewaySyncer) nextMarker(run *fullRun, w Write) *mirror.Marker {
-	if g.marker != nil && w.Plan.Empty() && !coverageChanged(g.covered, w.Coverage) && g.snapshot().Synced {
+	if g.marker != nil && w.Plan.Empty() && !coverageChanged(g.covered, w.Coverage) {
 		return nil
 	}
 	var gen uint64 = 1

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/consul/api"
 
@@ -189,19 +188,7 @@ func TestSync(t *testing.T) {
 		dc2.Register(t, inst("s9", "t5-far", "t5-far-1", 80)) // mirrored through failover
 		c, reg := setup{publicAddr: dc1.HTTPAddr(), include: []string{"t5-*"}, gateways: []gw{{"gw1", "dc1", g1}}}.controller(t)
 		cycle(t, c, "gw1")
-		// A freshly started server appends a few Raft entries of its own in
-		// its first seconds; measure from a quiet server (index unchanged
-		// for 500ms), so only gwsync's writes can move it.
-		last, since := g1.RaftLastIndex(t), time.Now()
-		harness.Eventually(t, waitTimeout, func() error {
-			if idx := g1.RaftLastIndex(t); idx != last {
-				last, since = idx, time.Now()
-			}
-			if time.Since(since) < 500*time.Millisecond {
-				return fmt.Errorf("raft index %d still moving", last)
-			}
-			return nil
-		})
+		g1.WaitQuiet(t, waitTimeout)
 		raft := g1.RaftLastIndex(t)
 		paths := []string{"/v1/catalog/services"}
 		for _, s := range append(services, "t5-far") {
