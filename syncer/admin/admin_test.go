@@ -47,6 +47,9 @@ func call(t *testing.T, method, url, tok string, body string) (int, []byte) {
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -254,7 +257,7 @@ func TestServer(t *testing.T) {
 			t.Fatalf("gwsync_admin_requests_total{endpoint=resync,code=401} = %v, want 3", got)
 		}
 		// The same request with the token mirrors it.
-		code, b := call(t, http.MethodPost, env.URL+"/v1/resync?gateway=gw1", token, "")
+		code, b := call(t, http.MethodPost, env.URL+"/v1/resync", token, `{"gateway":"gw1"}`)
 		if code != http.StatusAccepted {
 			t.Fatalf("authorised resync: %d %s", code, b)
 		}
@@ -334,7 +337,7 @@ func TestServer(t *testing.T) {
 	})
 
 	t.Run("ResyncEveryGateway", func(t *testing.T) {
-		code, b := call(t, http.MethodPost, env.URL+"/v1/resync", token, "")
+		code, b := call(t, http.MethodPost, env.URL+"/v1/resync", token, "{}")
 		if code != http.StatusAccepted {
 			t.Fatalf("resync: %d %s", code, b)
 		}
@@ -357,18 +360,21 @@ func TestServer(t *testing.T) {
 			known                    bool
 		}{
 			{name: "unknown gateway", method: "POST", path: "/v1/resync", body: `{"gateway":"nope"}`, code: 404, errHas: `unknown gateway "nope" (known: [gw1 gw2])`, known: true},
-			{name: "unknown gateway in query", method: "POST", path: "/v1/resync?gateway=nope", code: 404, errHas: "known: [gw1 gw2]", known: true},
+			{name: "scope in the query", method: "POST", path: "/v1/resync?gateway=gw1", code: 415, errHas: "Content-Type: application/json"},
+			{name: "scope in body and query", method: "POST", path: "/v1/resync?gateway=gw1", body: `{}`, code: 400, errHas: "JSON body only"},
 			{name: "service without gateway", method: "POST", path: "/v1/resync", body: `{"service":"web"}`, code: 400, errHas: "service needs a gateway"},
 			{name: "unknown field", method: "POST", path: "/v1/resync", body: `{"gateway":"gw1","froce":true}`, code: 400, errHas: `unknown field "froce"`},
 			{name: "bad JSON", method: "POST", path: "/v1/resync", body: `{"gateway":`, code: 400, errHas: "invalid JSON body"},
-			{name: "bad force", method: "POST", path: "/v1/resync?gateway=gw1&force=maybe", code: 400, errHas: `force="maybe" is not a boolean`},
-			{name: "unknown parameter", method: "POST", path: "/v1/resync?gw=gw1", code: 400, errHas: `unknown query parameter "gw"`},
-			{name: "bad service name", method: "POST", path: "/v1/resync", body: `{"gateway":"gw1","service":"a b"}`, code: 400, errHas: "space, slash or control character"},
+			{name: "bad force", method: "GET", path: "/v1/diff?gateway=gw1&force=maybe", code: 400, errHas: `force="maybe" is not a boolean`},
+			{name: "unknown parameter", method: "GET", path: "/v1/diff?gw=gw1", code: 400, errHas: `unknown query parameter "gw"`},
+			{name: "bad service name", method: "POST", path: "/v1/resync", body: `{"gateway":"gw1","service":"a b"}`, code: 400, errHas: "space or control character"},
+			{name: "unaddressable service name", method: "GET", path: "/v1/diff?gateway=gw1&service=a//b", code: 400, errHas: "cannot be named"},
+			{name: "trailing data", method: "POST", path: "/v1/resync", body: `{"gateway":"gw1"}{}`, code: 400, errHas: "after the JSON body"},
 			{name: "diff without gateway", method: "GET", path: "/v1/diff", code: 400, errHas: "gateway is required (known: [gw1 gw2])", known: true},
 			{name: "diff unknown gateway", method: "GET", path: "/v1/diff?gateway=x", code: 404, errHas: `unknown gateway "x"`, known: true},
 			{name: "unknown resync", method: "GET", path: "/v1/resync/feedfacecafe", code: 404, errHas: `no resync "feedfacecafe"`},
 			{name: "unknown path", method: "GET", path: "/v1/nothing", code: 404, errHas: "no such endpoint: GET /v1/nothing"},
-			{name: "wrong method", method: "DELETE", path: "/v1/status", code: 404, errHas: "no such endpoint: DELETE /v1/status"},
+			{name: "wrong method", method: "DELETE", path: "/v1/status", code: 405, errHas: "method not allowed: DELETE /v1/status (allowed: GET, HEAD)"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				code, b := call(t, tc.method, env.URL+tc.path, token, tc.body)
@@ -391,7 +397,7 @@ func TestServer(t *testing.T) {
 		url := "http://" + admintest.RunServer(t, srv)
 		var ids []string
 		for range 3 {
-			code, b := call(t, http.MethodPost, url+"/v1/resync?gateway=gw2&service=api", token, "")
+			code, b := call(t, http.MethodPost, url+"/v1/resync", token, `{"gateway":"gw2","service":"api"}`)
 			if code != http.StatusAccepted {
 				t.Fatalf("resync: %d %s", code, b)
 			}

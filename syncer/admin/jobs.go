@@ -5,11 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/gwsync/gwsync/syncer"
 )
 
 const (
@@ -110,7 +114,7 @@ func (j *jobs) runGateway(ctx context.Context, r *Resync, i int) {
 		g.Done, g.Total = done, total
 	}
 	gctx, cancel := context.WithTimeout(ctx, j.timeout)
-	res, err := j.ctrl.Sync(gctx, req)
+	res, err := j.sync(gctx, req)
 	cancel()
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -129,6 +133,21 @@ func (j *jobs) runGateway(ctx context.Context, r *Resync, i int) {
 	if err != nil || !res.Complete {
 		g.State = StateFailed
 	}
+}
+
+// sync runs one reconcile; a panic is logged with its stack and becomes
+// the part's error, so a bug in one reconcile fails its resync instead of
+// the process (the job runs on a goroutine of its own, outside any
+// recovery of the controller's).
+func (j *jobs) sync(ctx context.Context, req syncer.Request) (res syncer.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			j.metrics.panics.Inc()
+			j.log.Error("resync panicked", "gateway", req.Gateway, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res, err = syncer.Result{Gateway: req.Gateway}, fmt.Errorf("reconcile panicked: %v", p)
+		}
+	}()
+	return j.ctrl.Sync(ctx, req)
 }
 
 // get returns a copy of the record with id.

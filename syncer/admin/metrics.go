@@ -24,24 +24,13 @@ const (
 	codeClassNone = "0"
 )
 
-// endpoints maps a ServeMux pattern to its endpoint label.
-var endpoints = map[string]string{
-	"GET /metrics":        epMetrics,
-	"GET /healthz":        epHealthz,
-	"GET /readyz":         epReadyz,
-	"GET /v1/status":      epStatus,
-	"POST /v1/resync":     epResync,
-	"GET /v1/resync":      epResyncList,
-	"GET /v1/resync/{id}": epResyncGet,
-	"GET /v1/diff":        epDiff,
-}
-
 // metrics are the admin API's own metrics.
 type metrics struct {
 	requests       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 	resyncs        *prometheus.CounterVec
 	resyncsRunning prometheus.Gauge
+	panics         prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -60,19 +49,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"scope", "force", "state"}),
 		resyncsRunning: f.NewGauge(prometheus.GaugeOpts{Name: name("resyncs_in_progress"),
 			Help: "Forced resyncs accepted and not finished yet."}),
+		panics: f.NewCounter(prometheus.CounterOpts{Name: name("panics_total"),
+			Help: "Panics recovered in admin requests and resync jobs (each logged with its stack); the request or resync failed, the process went on."}),
 	}
 }
 
-// instrument counts and times every request by its matched route.
-func (m *metrics) instrument(next http.Handler) http.Handler {
+// instrument counts and times the requests of one endpoint.
+func (m *metrics) instrument(ep string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		ep, ok := endpoints[r.Pattern] // ServeMux sets Pattern on the request it routes
-		if !ok {
-			ep = epUnmatched
-		}
 		code := codeClassNone
 		if rec.code != 0 {
 			code = strconv.Itoa(rec.code)

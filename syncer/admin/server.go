@@ -53,11 +53,11 @@ type Options struct {
 	// header of /v1/ requests, besides IP addresses, "localhost" and the
 	// host of Address.
 	AllowedHosts []string
-	// HTTP server bounds; zero means the Default… constants (WriteTimeout:
-	// DiffTimeout plus DiffWriteMargin, so a diff's answer is still written).
+	// HTTP server bounds; zero means the Default… constants. The write
+	// timeout follows DiffTimeout (plus DiffWriteMargin), so a diff's
+	// answer is always written.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
 }
@@ -157,7 +157,7 @@ func (s *Server) httpServer() *http.Server {
 		Handler:           s.handler,
 		ReadHeaderTimeout: or(o.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       or(o.ReadTimeout, DefaultReadTimeout),
-		WriteTimeout:      or(o.WriteTimeout, o.DiffTimeout+DiffWriteMargin),
+		WriteTimeout:      o.DiffTimeout + DiffWriteMargin,
 		IdleTimeout:       or(o.IdleTimeout, DefaultIdleTimeout),
 		MaxHeaderBytes:    or(o.MaxHeaderBytes, DefaultMaxHeaderBytes),
 		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}),
