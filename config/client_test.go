@@ -172,3 +172,65 @@ func TestCluster_NewClient_TLS(t *testing.T) {
 		})
 	}
 }
+
+// countingTransport counts the requests and response bytes it carries.
+type countingTransport struct {
+	next   http.RoundTripper
+	mu     sync.Mutex
+	reqs   int
+	tokens []string
+	bytes  int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reqs++
+	c.tokens = append(c.tokens, r.Header.Get("X-Consul-Token"))
+	if resp != nil {
+		c.bytes += max(resp.ContentLength, 0)
+	}
+	return resp, err
+}
+
+func TestCluster_NewClient_WrapTransport(t *testing.T) {
+	setConsulEnv(t)
+	rec := &recorder{}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+
+	counter := &countingTransport{}
+	wrap := func(next http.RoundTripper) http.RoundTripper {
+		counter.next = next
+		return counter
+	}
+	client, err := Cluster{Address: u.Host, Scheme: "http", Token: "pinned"}.NewClient(ClientOptions{WrapTransport: wrap})
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	for range 3 {
+		if _, _, err := client.Catalog().Services(nil); err != nil {
+			t.Fatalf("request: %v", err)
+		}
+	}
+	counter.mu.Lock()
+	defer counter.mu.Unlock()
+	if counter.reqs != 3 || counter.bytes != 3*int64(len("{}")) {
+		t.Errorf("wrapper saw %d requests, %d bytes; want 3 and %d", counter.reqs, counter.bytes, 3*len("{}"))
+	}
+	for _, tok := range counter.tokens {
+		if tok != "pinned" {
+			t.Errorf("wrapper saw token %q, want the pinned one", tok)
+		}
+	}
+	if got := rec.last(t).Header.Get("X-Consul-Token"); got != "pinned" {
+		t.Errorf("server got token %q", got)
+	}
+
+	_, err = Cluster{Address: u.Host}.NewClient(ClientOptions{WrapTransport: func(http.RoundTripper) http.RoundTripper { return nil }})
+	if err == nil || !strings.Contains(err.Error(), "WrapTransport returned no transport") {
+		t.Errorf("NewClient with a nil wrapper result: %v", err)
+	}
+}

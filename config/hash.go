@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+
+	"github.com/robfig/cron/v3"
 )
 
 // Hash is a stable digest of the effective configuration without its
 // secrets (every token) and without ha.replica_id, so controller replicas
 // can tell that they run different configurations. Two files that differ
 // only in layout, comments, defaults written out or tokens hash the same;
-// a different gwsync version may hash the same file differently.
+// an "@every" schedule counts by its duration. A different gwsync version
+// may hash the same file differently.
 func (c *Config) Hash() string {
 	v := *c
 	v.Warnings = nil
@@ -23,6 +26,9 @@ func (c *Config) Hash() string {
 	for i := range v.Gateways {
 		g := &v.Gateways[i]
 		g.Dedicated.Token, g.ReadToken = "", ""
+		if c, ok := g.Spec.(cron.ConstantDelaySchedule); ok {
+			g.Schedule = "@every " + c.Delay.String() // "@every 60s" runs as "@every 1m"
+		}
 		g.Spec = nil // Schedule, Period and MaxGap stand for it
 	}
 	b, err := json.Marshal(v)

@@ -44,8 +44,8 @@ func cutTZ(spec string) (tz, rest string, ok bool) {
 // unless it names days of the month or months, so eight days of runs show
 // the shortest and longest gap of nearly every spec; a monthly spec is
 // followed for at least two gaps. The cap bounds a minutely spec (11,520
-// runs in eight days, about 10ms of parsing work) and an adversarial one.
-// The start is fixed (a Monday, UTC instant, read in the spec's own time
+// runs in eight days, about 20ms, paid once per distinct spec at load) and
+// an adversarial one. The start is fixed (a Monday, UTC instant, read in the spec's own time
 // zone), so the same spec always yields the same periods.
 var sampleStart = time.Date(2025, time.January, 6, 0, 0, 0, 0, time.UTC)
 
