@@ -54,6 +54,8 @@ type APIError struct {
 	StatusCode    int
 	Message       string
 	KnownGateways []string
+	// Owner is set on a 409: the replica that writes the gateway.
+	Owner *Owner
 }
 
 func (e *APIError) Error() string {
@@ -147,7 +149,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		e := &APIError{StatusCode: resp.StatusCode}
 		var er ErrorResponse
 		if json.Unmarshal(data, &er) == nil && er.Error != "" {
-			e.Message, e.KnownGateways = er.Error, er.KnownGateways
+			e.Message, e.KnownGateways, e.Owner = er.Error, er.KnownGateways, er.Owner
 		} else {
 			e.Message = strings.TrimSpace(string(data))
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/syncer/admin"
 	"github.com/gwsync/gwsync/syncer/admin/admintest"
+	"github.com/gwsync/gwsync/syncer/watch"
 )
 
 // fakeController is the admin server's view of a controller, for fast
@@ -23,6 +24,9 @@ import (
 type fakeController struct {
 	gateways []string
 	syncFn   func(ctx context.Context, req syncer.Request) (syncer.Result, error)
+	// owned, if set, says which gateways this replica writes.
+	owned  func(gateway string) bool
+	health []syncer.DCHealth
 
 	mu    sync.Mutex
 	calls []syncer.Request
@@ -47,9 +51,10 @@ func (f *fakeController) Sync(ctx context.Context, req syncer.Request) (syncer.R
 }
 
 func (f *fakeController) Status() syncer.Status {
-	st := syncer.Status{}
+	st := syncer.Status{Datacenters: f.health}
 	for _, g := range f.gateways {
-		st.Gateways = append(st.Gateways, syncer.GatewayStatus{Name: g, SourceDatacenter: "dc1", Synced: true, Owned: true})
+		owned := f.owned == nil || f.owned(g)
+		st.Gateways = append(st.Gateways, syncer.GatewayStatus{Name: g, SourceDatacenter: "dc1", Synced: owned, Owned: owned})
 	}
 	return st
 }
@@ -62,6 +67,37 @@ func (f *fakeController) syncs() []syncer.Request {
 	defer f.mu.Unlock()
 	return append([]syncer.Request(nil), f.calls...)
 }
+
+// fakeReplicas is a controller whose replicas share the gateways: owners
+// maps a gateway to the replica that holds it (absent: nobody does).
+type fakeReplicas struct {
+	*fakeController
+	replica string
+	owners  map[string]admin.Owner
+}
+
+var _ admin.Ownership = (*fakeReplicas)(nil)
+
+func newReplicas(replica string, owners map[string]admin.Owner, gateways ...string) *fakeReplicas {
+	f := &fakeReplicas{fakeController: newFake(gateways...), replica: replica, owners: owners}
+	f.owned = func(g string) bool { return owners[g].Replica == replica }
+	return f
+}
+
+func (f *fakeReplicas) Replica() string { return f.replica }
+
+func (f *fakeReplicas) Owner(gateway string) (string, string, bool) {
+	o := f.owners[gateway]
+	return o.Replica, o.Address, o.Replica == f.replica
+}
+
+// fakeEvents is a controller that runs the event path.
+type fakeEvents struct {
+	*fakeController
+	loops []watch.LoopStatus
+}
+
+func (f *fakeEvents) EventStatus() []watch.LoopStatus { return f.loops }
 
 // logBuffer collects a logger's output for assertions.
 type logBuffer struct {

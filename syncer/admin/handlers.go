@@ -25,12 +25,20 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	for _, d := range st.Datacenters {
 		out.Datacenters = append(out.Datacenters, fromDCHealth(d))
 	}
+	if s.events != nil {
+		out.Datacenters = withEvents(out.Datacenters, s.events.EventStatus())
+	}
 	out.Role = roleOf(out.Gateways)
+	s.withOwners(&out)
 	writeJSON(w, http.StatusOK, out)
 }
 
 // resync accepts a forced resync and answers 202 with its record; the
 // resync runs in the background (GET /v1/resync/<id> follows it).
+//
+// A resync of one gateway another replica writes is refused (checkOwner);
+// a resync of every gateway runs those this replica writes, and lists the
+// others as skipped with their owners.
 //
 // A service that is neither mirrored nor in the public catalog is
 // accepted: the resync then finds nothing to write (or, for a service gone
@@ -41,11 +49,20 @@ func (s *Server) resync(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, err)
 		return
 	}
-	gateways := s.opts.Controller.Gateways()
+	var parts []part
 	if sc.Gateway != "" {
-		gateways = []string{sc.Gateway}
+		if err := s.checkOwner(sc.Gateway); err != nil {
+			writeFailure(w, err)
+			return
+		}
+		parts = []part{{gateway: sc.Gateway}}
+	} else {
+		for _, g := range s.opts.Controller.Gateways() {
+			o, self := s.ownerOf(g)
+			parts = append(parts, part{gateway: g, skip: !self, owner: o})
+		}
 	}
-	rec, err := s.jobs.start(s.base, sc, gateways)
+	rec, err := s.jobs.start(s.base, sc, parts)
 	if err != nil {
 		writeError(w, http.StatusTooManyRequests, ErrorResponse{Error: fmt.Sprintf("%v (at most %d at a time): wait for one to finish", err, s.jobs.maxRunning)})
 		return
@@ -73,6 +90,9 @@ func (s *Server) resyncList(w http.ResponseWriter, _ *http.Request) {
 // would do (deletes past the guard included).
 func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
 	sc, err := s.readScope(w, r, true)
+	if err == nil {
+		err = s.checkOwner(sc.Gateway)
+	}
 	if err != nil {
 		writeFailure(w, err)
 		return

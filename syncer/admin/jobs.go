@@ -50,12 +50,23 @@ type jobs struct {
 	wg       sync.WaitGroup
 }
 
-// start records a new resync of gateways and runs it in the background
-// under ctx. It returns a copy of the record as accepted.
-func (j *jobs) start(ctx context.Context, req ResyncRequest, gateways []string) (Resync, error) {
+// part is one gateway of a resync; skip: another replica writes it.
+type part struct {
+	gateway string
+	skip    bool
+	owner   *Owner
+}
+
+// start records a new resync of parts and runs it in the background under
+// ctx. It returns a copy of the record as accepted.
+func (j *jobs) start(ctx context.Context, req ResyncRequest, parts []part) (Resync, error) {
 	r := &Resync{ID: newID(), Gateway: req.Gateway, Service: req.Service, Force: req.Force, State: StateRunning, Created: j.now()}
-	for _, g := range gateways {
-		r.Gateways = append(r.Gateways, ResyncGateway{Gateway: g, State: StatePending})
+	for _, p := range parts {
+		g := ResyncGateway{Gateway: p.gateway, State: StatePending}
+		if p.skip {
+			g.State, g.Owner = StateSkipped, p.owner
+		}
+		r.Gateways = append(r.Gateways, g)
 	}
 	j.mu.Lock()
 	if j.running >= j.maxRunning {
@@ -73,15 +84,19 @@ func (j *jobs) start(ctx context.Context, req ResyncRequest, gateways []string) 
 }
 
 // run reconciles each gateway in turn: one at a time, so a resync of every
-// gateway does not multiply the load on the public cluster.
+// gateway does not multiply the load on the public cluster. The resync
+// succeeds when every part it ran succeeded (skipped parts are another
+// replica's).
 func (j *jobs) run(ctx context.Context, r *Resync) {
 	for i := range r.Gateways {
-		j.runGateway(ctx, r, i)
+		if r.Gateways[i].State != StateSkipped { // set before the job started, never changed
+			j.runGateway(ctx, r, i)
+		}
 	}
 	j.mu.Lock()
 	r.State = StateSucceeded
 	for _, g := range r.Gateways {
-		if g.State != StateSucceeded {
+		if g.State != StateSucceeded && g.State != StateSkipped {
 			r.State = StateFailed
 		}
 	}

@@ -15,14 +15,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gwsync/gwsync/syncer"
+	"github.com/gwsync/gwsync/syncer/watch"
 )
 
 // Controller is what the admin API needs of the sync controller.
+//
+// A controller may also implement Ownership (its replicas share the
+// gateways) and EventReporter (it runs the event path); the server then
+// uses them.
 type Controller interface {
 	Gateways() []string
 	Sync(ctx context.Context, req syncer.Request) (syncer.Result, error)
 	Status() syncer.Status
 	Ready() bool
+}
+
+// EventReporter reports the state of the public change feed's loops
+// (syncer/watch), shown per public DC in status.
+type EventReporter interface {
+	EventStatus() []watch.LoopStatus
 }
 
 var _ Controller = (*syncer.Controller)(nil)
@@ -101,6 +112,8 @@ type Server struct {
 	token   [sha256.Size]byte
 	hosts   map[string]bool
 	cop     *http.CrossOriginProtection
+	owners  Ownership     // nil: this replica writes every gateway
+	events  EventReporter // nil: no event path
 	// loopback is set by Run when the listener is bound to a loopback
 	// address; it decides whether token-less mutating calls are served.
 	loopback atomic.Bool
@@ -131,6 +144,8 @@ func New(opts Options) *Server {
 	m := newMetrics(reg)
 	s := &Server{opts: opts, log: opts.Logger, metrics: m, token: sha256.Sum256([]byte(opts.Token)),
 		hosts: allowedHosts(opts.Address, opts.AllowedHosts), cop: http.NewCrossOriginProtection()}
+	s.owners, _ = opts.Controller.(Ownership)
+	s.events, _ = opts.Controller.(EventReporter)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.jobs = &jobs{ctrl: opts.Controller, log: s.log, metrics: m, now: time.Now,
 		timeout: or(opts.ResyncTimeout, DefaultResyncTimeout), maxRunning: or(opts.MaxRunning, DefaultMaxRunning),
