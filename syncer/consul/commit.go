@@ -44,9 +44,10 @@ func (s *Store) Commit(ctx context.Context, w syncer.Write) (syncer.Committed, e
 		limit = 1 // a split node: its later batches need its first
 	}
 	eg.SetLimit(limit)
+	chain := s.chainCheck()
 	for _, b := range all {
 		eg.Go(func() error {
-			got, err := s.sendBatch(ectx, b, nil)
+			got, err := s.sendBatch(ectx, b, chain)
 			mu.Lock()
 			defer mu.Unlock()
 			merge(&c, got)
@@ -88,6 +89,21 @@ func merge(c *syncer.Committed, got committed) {
 	c.Ops += got.Ops
 	c.Rejected = append(c.Rejected, got.Rejected...)
 	maps.Copy(c.Nodes, got.Nodes)
+}
+
+// chainCheck is the op every intermediate batch carries: the change feed
+// is still what this Store last saw (it moves only with the final txn), so
+// not one write of a commit lands in a cluster that restarted (or that
+// someone else wrote) since. It reads, so batches can still run in
+// parallel.
+func (s *Store) chainCheck() []*api.TxnOp {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := mirror.ChangesKey(s.kvPrefix, s.gateway())
+	if s.chIdx == 0 {
+		return []*api.TxnOp{{KV: &api.KVTxnOp{Verb: api.KVCheckNotExists, Key: key}}}
+	}
+	return []*api.TxnOp{{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: key, Index: s.chIdx}}}
 }
 
 // invalidate forgets the chain: the next Commit needs a Load.
@@ -193,8 +209,10 @@ func (s *Store) sendBatch(ctx context.Context, batch []op, records []*api.TxnOp)
 			for _, o := range batch {
 				s.metrics.DedicatedWrites.WithLabelValues(s.gateway(), o.verb).Inc()
 			}
-			for range records {
-				s.metrics.DedicatedWrites.WithLabelValues(s.gateway(), "kv_set").Inc()
+			for _, r := range records {
+				if r.KV != nil && (r.KV.Verb == api.KVSet || r.KV.Verb == api.KVCAS) {
+					s.metrics.DedicatedWrites.WithLabelValues(s.gateway(), "kv_set").Inc()
+				}
 			}
 			return out, nil
 		}
