@@ -123,7 +123,7 @@ gateway "edge" {
 		{
 			name: "events disabled with a default schedule",
 			src:  pub + gateways("@every 15s") + gw + "events { enabled = «false }\n",
-			msg:  "events are disabled: gateways edge use the default schedule \"@every 5m\"",
+			msg:  "events are disabled, so changes reach a mirror only on its schedule, and gateways without one (edge) run the default \"@every 5m\": changes up to 5m late",
 		},
 		{name: "events disabled with explicit schedules is silent", src: pub + gateways("@every 15s") + "events { enabled = false }\n"},
 		{name: "events enabled with the default schedule is silent", src: pub + gw},

@@ -97,7 +97,7 @@ func (l *loader) warnEventsOff(cfg *Config) {
 		}
 	}
 	if len(names) > 0 {
-		l.warn(l.attrRange("enabled", "events"), "events are disabled: gateways %s use the default schedule %q, so a change reaches their mirrors only up to %s later; set their schedule to how fast changes must propagate",
+		l.warn(l.attrRange("enabled", "events"), "events are disabled, so changes reach a mirror only on its schedule, and gateways without one (%s) run the default %q: changes up to %s late; set schedule to how fast changes must propagate",
 			strings.Join(names, ", "), DefaultSchedule, strings.TrimPrefix(DefaultSchedule, "@every "))
 	}
 }
