@@ -69,28 +69,34 @@ func TestMarkerNeverVouchesForAnEmptiedCluster(t *testing.T) {
 	if readMarker(t, g1) == nil {
 		t.Fatal("no marker after the first complete sync")
 	}
-	// A slow public side: the next cycle, which adds as many services
-	// again, takes seconds; restart the dedicated cluster while it reads.
-	// Its later adds would land in the empty cluster: without a check on
-	// what the cycle read, it would end "complete" and write the marker.
+	// The next cycle (of a restarted controller) adds as many services
+	// again; the dedicated cluster restarts empty between two of its
+	// writes. Its later adds would land in the empty cluster: without a
+	// check on what the cycle read, it would end "complete" and write the
+	// marker over a cluster holding a fraction of the mirror.
 	for i := services; i < 2*services; i++ {
 		dc1.Register(t, inst(fmt.Sprintf("m%d", i), fmt.Sprintf("mv-%02d", i), fmt.Sprintf("mv-%02d-1", i), 80))
 	}
-	proxy.SetDelay(50 * time.Millisecond)
+	c2, reg := setup{publicAddr: proxy.Addr(), include: []string{"mv-*"}, gateways: []gw{{"gw1", "dc1", g1}}}.controller(t)
 	done := make(chan syncer.Result, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
 		defer cancel()
-		res, _ := c.Sync(ctx, syncer.Request{Gateway: "gw1"})
+		res, _ := c2.Sync(ctx, syncer.Request{Gateway: "gw1"})
 		done <- res
 	}()
+	// Once the cycle's first chunk is written, slow its reads down and
+	// restart the cluster between two of its writes, so the later writes
+	// land in the restarted, empty cluster.
 	harness.Eventually(t, waitTimeout, func() error {
-		if n := proxy.Count(harness.PathIs("/v1/query/gwsync-mv-90/execute")); n < 1 {
-			return fmt.Errorf("the second cycle has not read half the services yet")
+		if n := metricSum(t, reg, "gwsync_dedicated_txns_total", map[string]string{"gateway": "gw1", "result": "ok"}); n < 1 {
+			return fmt.Errorf("no chunk written yet")
 		}
 		return nil
 	})
+	proxy.SetDelay(time.Second)
 	g1.Restart(t)
+	proxy.SetDelay(0)
 	res := <-done
 	t.Logf("cycle across the restart: complete=%v errors=%v", res.Complete, res.Errors)
 	if res.Complete {
@@ -99,8 +105,7 @@ func TestMarkerNeverVouchesForAnEmptiedCluster(t *testing.T) {
 	if m := readMarker(t, g1); m != nil {
 		t.Fatalf("the marker vouches for a cluster that restarted empty mid-cycle: %+v", m)
 	}
-	proxy.SetDelay(0)
-	res = cycle(t, c, "gw1")
+	res = cycle(t, c2, "gw1")
 	if !res.Complete || res.MirroredInstances != 2*services {
 		t.Fatalf("cycle after the restart: complete=%v instances=%d errors=%v", res.Complete, res.MirroredInstances, res.Errors)
 	}
