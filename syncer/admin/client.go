@@ -46,6 +46,16 @@ func NewClient(addr, token string, hc *http.Client) (*Client, error) {
 	return &Client{base: u, token: token, http: hc}, nil
 }
 
+// At returns a client for another replica's admin API at addr (a 409
+// names it), with the same token and HTTP client; an addr without a
+// scheme takes this client's.
+func (c *Client) At(addr string) (*Client, error) {
+	if !strings.Contains(addr, "://") {
+		addr = c.base.Scheme + "://" + addr
+	}
+	return NewClient(addr, c.token, c.http)
+}
+
 // Addr returns the base URL the client calls.
 func (c *Client) Addr() string { return c.base.String() }
 

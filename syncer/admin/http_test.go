@@ -15,6 +15,7 @@ import (
 
 	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/syncer/admin"
+	"github.com/gwsync/gwsync/syncer/admin/admintest"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -29,7 +30,7 @@ import (
 // JSON POST marked cross-site by Origin or Sec-Fetch-Site are refused and
 // start nothing.
 func TestServer_CrossSiteResyncRefused(t *testing.T) {
-	ctrl := newFake("gw1")
+	ctrl := admintest.NewFake("gw1")
 	base := fakeServer(t, ctrl, nil)
 	body := `{"gateway":"gw1","force":true}`
 	for _, tc := range []struct {
@@ -62,7 +63,7 @@ func TestServer_CrossSiteResyncRefused(t *testing.T) {
 			}
 		})
 	}
-	if n := len(ctrl.syncs()); n != 0 {
+	if n := len(ctrl.Calls()); n != 0 {
 		t.Fatalf("refused requests ran %d syncs", n)
 	}
 	// The same request from the admin API's own origin, as JSON, runs.
@@ -80,7 +81,7 @@ func TestServer_CrossSiteResyncRefused(t *testing.T) {
 // are served. Probes and scrapes (/healthz, /readyz, /metrics) answer any
 // Host: they are read by infrastructure under whatever name it uses.
 func TestServer_HostChecked(t *testing.T) {
-	ctrl := newFake("gw1")
+	ctrl := admintest.NewFake("gw1")
 	base := fakeServer(t, ctrl, func(o *admin.Options) { o.AllowedHosts = []string{"gwsync.internal"} })
 	port := base[strings.LastIndex(base, ":"):]
 	for _, tc := range []struct {
@@ -107,7 +108,7 @@ func TestServer_HostChecked(t *testing.T) {
 			}
 		}
 	}
-	if got := len(ctrl.syncs()); got != 6 {
+	if got := len(ctrl.Calls()); got != 6 {
 		t.Fatalf("diffs run: %d, want 6 (one per allowed Host)", got)
 	}
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
@@ -119,7 +120,7 @@ func TestServer_HostChecked(t *testing.T) {
 
 // TestServer_TrailingGarbageRefused: a body is one JSON document.
 func TestServer_TrailingGarbageRefused(t *testing.T) {
-	ctrl := newFake("gw1")
+	ctrl := admintest.NewFake("gw1")
 	base := fakeServer(t, ctrl, nil)
 	for _, body := range []string{`{"gateway":"gw1"} x`, `{"gateway":"gw1"}{"force":true}`, `{"gateway":"gw1"}]`} {
 		code, _, b := send(t, base, request{method: "POST", path: "/v1/resync", body: body, header: jsonHeader})
@@ -127,7 +128,7 @@ func TestServer_TrailingGarbageRefused(t *testing.T) {
 			t.Fatalf("body %q: %d %s, want 400 naming the trailing data", body, code, b)
 		}
 	}
-	if n := len(ctrl.syncs()); n != 0 {
+	if n := len(ctrl.Calls()); n != 0 {
 		t.Fatalf("refused requests ran %d syncs", n)
 	}
 	code, _, b := send(t, base, request{method: "POST", path: "/v1/resync", body: "{\"gateway\":\"gw1\"}\r\n \n", header: jsonHeader})
@@ -138,7 +139,7 @@ func TestServer_TrailingGarbageRefused(t *testing.T) {
 
 // TestServer_BodyLimit: an oversized body is a 413, not read to its end.
 func TestServer_BodyLimit(t *testing.T) {
-	ctrl := newFake("gw1")
+	ctrl := admintest.NewFake("gw1")
 	base := fakeServer(t, ctrl, nil)
 	body := `{"gateway":"gw1","service":"` + strings.Repeat("a", 1<<20) + `"}`
 	code, _, b := send(t, base, request{method: "POST", path: "/v1/resync", body: body, header: jsonHeader})
@@ -151,7 +152,7 @@ func TestServer_BodyLimit(t *testing.T) {
 // case-insensitive).
 func TestServer_BearerSchemeIsCaseInsensitive(t *testing.T) {
 	const tok = "t0ken"
-	base := fakeServer(t, newFake("gw1"), func(o *admin.Options) { o.Token = tok })
+	base := fakeServer(t, admintest.NewFake("gw1"), func(o *admin.Options) { o.Token = tok })
 	for _, h := range []string{"Bearer " + tok, "bearer " + tok, "BEARER " + tok, "Bearer   " + tok} {
 		if code, _, b := send(t, base, request{method: "GET", path: "/v1/resync", header: map[string]string{"Authorization": h}}); code != http.StatusOK {
 			t.Fatalf("Authorization %q: %d %s", h, code, b)
@@ -168,7 +169,7 @@ func TestServer_BearerSchemeIsCaseInsensitive(t *testing.T) {
 // TestServer_WrongMethod: a known path with another method is a 405 that
 // lists the allowed ones; an unknown path stays a 404.
 func TestServer_WrongMethod(t *testing.T) {
-	base := fakeServer(t, newFake("gw1"), nil)
+	base := fakeServer(t, admintest.NewFake("gw1"), nil)
 	for _, tc := range []struct {
 		method, path string
 		code         int
@@ -195,7 +196,7 @@ func TestServer_WrongMethod(t *testing.T) {
 // TestServer_HeaderTooLarge: an over-long header (128 KiB: far more than a
 // token and a browser's cookies) is answered 431.
 func TestServer_HeaderTooLarge(t *testing.T) {
-	base := fakeServer(t, newFake("gw1"), nil)
+	base := fakeServer(t, admintest.NewFake("gw1"), nil)
 	conn := dial(t, base)
 	big := strings.Repeat("a", 128<<10)
 	go func() { // the server may stop reading once it has seen enough
@@ -219,7 +220,7 @@ func TestServer_HeaderTooLarge(t *testing.T) {
 // TestServer_Timeouts: a client that stalls in the header, in the body or
 // between requests is disconnected (each bound set short here).
 func TestServer_Timeouts(t *testing.T) {
-	base := fakeServer(t, newFake("gw1"), func(o *admin.Options) {
+	base := fakeServer(t, admintest.NewFake("gw1"), func(o *admin.Options) {
 		o.ReadHeaderTimeout, o.ReadTimeout, o.IdleTimeout = 200*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
 	})
 	t.Run("stalled header", func(t *testing.T) {
@@ -252,8 +253,8 @@ func TestServer_Timeouts(t *testing.T) {
 // TestServer_PanickingResyncIsAFailure: a reconcile that panics fails its
 // resync (the panic logged), and the server goes on serving.
 func TestServer_PanickingResyncIsAFailure(t *testing.T) {
-	ctrl := newFake("gw1", "gw2")
-	ctrl.syncFn = func(_ context.Context, req syncer.Request) (syncer.Result, error) {
+	ctrl := admintest.NewFake("gw1", "gw2")
+	ctrl.SyncFn = func(_ context.Context, req syncer.Request) (syncer.Result, error) {
 		if req.Gateway == "gw1" {
 			panic("boom in gw1")
 		}
@@ -280,8 +281,8 @@ func TestServer_PanickingResyncIsAFailure(t *testing.T) {
 
 // TestServer_PanickingDiffIsAnError: a dry run that panics answers 500.
 func TestServer_PanickingDiffIsAnError(t *testing.T) {
-	ctrl := newFake("gw1")
-	ctrl.syncFn = func(context.Context, syncer.Request) (syncer.Result, error) { panic("boom in a dry run") }
+	ctrl := admintest.NewFake("gw1")
+	ctrl.SyncFn = func(context.Context, syncer.Request) (syncer.Result, error) { panic("boom in a dry run") }
 	logs := &logBuffer{}
 	base := fakeServer(t, ctrl, func(o *admin.Options) { o.Logger = newLogger(logs) })
 	code, _, b := send(t, base, request{method: "GET", path: "/v1/diff?gateway=gw1"})
@@ -329,10 +330,10 @@ func waitRecord(t *testing.T, base, id string) admin.Resync {
 	return rec
 }
 
-func waitFakeSyncs(t *testing.T, ctrl *fakeController, n int) {
+func waitFakeSyncs(t *testing.T, ctrl *admintest.Fake, n int) {
 	t.Helper()
 	harness.Eventually(t, 10*time.Second, func() error {
-		if got := len(ctrl.syncs()); got != n {
+		if got := len(ctrl.Calls()); got != n {
 			return fmt.Errorf("%d syncs, want %d", got, n)
 		}
 		return nil

@@ -9,13 +9,14 @@ import (
 
 	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/syncer/admin"
+	"github.com/gwsync/gwsync/syncer/admin/admintest"
 	"github.com/gwsync/gwsync/syncer/watch"
 )
 
 // Replicas: gw1 is written by this replica (r1), gw2 by r2, gw3 by nobody
 // right now (its owner died; a takeover is under way).
-func replicasFixture() *fakeReplicas {
-	return newReplicas("r1", map[string]admin.Owner{
+func replicasFixture() *admintest.FakeReplicas {
+	return admintest.NewFakeReplicas("r1", map[string]admin.Owner{
 		"gw1": {Replica: "r1", Address: "10.0.0.1:9310"},
 		"gw2": {Replica: "r2", Address: "10.0.0.2:9310"},
 	}, "gw1", "gw2", "gw3")
@@ -48,7 +49,7 @@ func TestServer_NotOwnerRefused(t *testing.T) {
 			t.Fatalf("%s %s for a gateway nobody holds: %d %s", req.method, req.path, code, b)
 		}
 	}
-	if n := len(ctrl.syncs()); n != 0 {
+	if n := len(ctrl.Calls()); n != 0 {
 		t.Fatalf("refused requests ran %d syncs", n)
 	}
 	// Its own gateway: served.
@@ -83,7 +84,7 @@ func TestServer_ResyncEverySkipsOthers(t *testing.T) {
 	if rec.State != admin.StateSucceeded || !reflect.DeepEqual(got, want) {
 		t.Fatalf("resync %s: parts %q, want %q", rec.State, got, want)
 	}
-	if calls := ctrl.syncs(); len(calls) != 1 || calls[0].Gateway != "gw1" {
+	if calls := ctrl.Calls(); len(calls) != 1 || calls[0].Gateway != "gw1" {
 		t.Fatalf("syncs run: %+v, want gw1 only", calls)
 	}
 }
@@ -98,9 +99,9 @@ func TestServer_StatusNamesOwnersAndRole(t *testing.T) {
 		owners []string
 	}{
 		{name: "mixed", ctrl: replicasFixture(), role: admin.RoleMixed, owners: []string{"r1@10.0.0.1:9310", "r2@10.0.0.2:9310", "-"}},
-		{name: "standby", ctrl: newReplicas("r3", map[string]admin.Owner{"gw1": {Replica: "r1"}}, "gw1", "gw2"),
+		{name: "standby", ctrl: admintest.NewFakeReplicas("r3", map[string]admin.Owner{"gw1": {Replica: "r1"}}, "gw1", "gw2"),
 			role: admin.RoleStandby, owners: []string{"r1@", "-"}},
-		{name: "single replica", ctrl: newFake("gw1", "gw2"), role: admin.RoleOwner, owners: []string{"-", "-"}},
+		{name: "single replica", ctrl: admintest.NewFake("gw1", "gw2"), role: admin.RoleOwner, owners: []string{"-", "-"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := fakeServer(t, tc.ctrl, nil)
@@ -130,12 +131,12 @@ func TestServer_StatusNamesOwnersAndRole(t *testing.T) {
 // the change feed's loops (a watched DC not read yet gets a row too).
 func TestServer_StatusShowsEventsAndBackoff(t *testing.T) {
 	retry := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	ctrl := &fakeEvents{fakeController: newFake("gw1"), loops: []watch.LoopStatus{
+	ctrl := &admintest.FakeEvents{Fake: admintest.NewFake("gw1"), Loops: []watch.LoopStatus{
 		{DC: "dc1", Loop: "health", State: watch.StateWatching, WakeUps: 3, Index: 42},
 		{DC: "dc1", Loop: "catalog", State: watch.StateWatching, WakeUps: 1, Index: 40},
 		{DC: "dc3", Loop: "health", State: watch.StateBackoff, ConsecutiveFailures: 2, LastError: "connection refused"},
 	}}
-	ctrl.health = []syncer.DCHealth{{Datacenter: "dc1"}, {Datacenter: "dc2", Failures: 4, LastError: "timeout", RetryAt: retry}}
+	ctrl.Health = []syncer.DCHealth{{Datacenter: "dc1"}, {Datacenter: "dc2", Failures: 4, LastError: "timeout", RetryAt: retry}}
 	base := fakeServer(t, ctrl, nil)
 	_, _, b := send(t, base, request{method: "GET", path: "/v1/status"})
 	st := decodeAs[admin.StatusResponse](t, b)
@@ -153,7 +154,7 @@ func TestServer_StatusShowsEventsAndBackoff(t *testing.T) {
 		t.Fatalf("dc3 = %+v", dc3)
 	}
 	// Without the event path, no events object at all.
-	base = fakeServer(t, newFake("gw1"), nil)
+	base = fakeServer(t, admintest.NewFake("gw1"), nil)
 	if _, _, b := send(t, base, request{method: "GET", path: "/v1/status"}); strings.Contains(b, `"events"`) || strings.Contains(b, `"retry_at"`) {
 		t.Fatalf("status without the event path or backoff: %s", b)
 	}
