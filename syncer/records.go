@@ -39,9 +39,16 @@ func coverageChanged(old, next map[string]bool) bool {
 // nextMarker returns the marker to write with a complete cycle, or nil when
 // the one in the cluster already says everything (nothing changed, even
 // for a controller that just started or took the gateway over): the
-// heartbeat keeps it fresh, so a steady state writes nothing.
+// heartbeat keeps it fresh, so a steady state writes nothing. Its counts
+// are part of what it says: the cycle's earlier chunks and event-driven
+// reconciles since the last marker write may have changed them while the
+// final txn has nothing to write.
 func (g *gatewaySyncer) nextMarker(run *fullRun, w Write) *mirror.Marker {
-	if g.marker != nil && w.Plan.Empty() && !coverageChanged(g.covered, w.Coverage) {
+	g.modelMu.RLock()
+	services, instances := countsAfter(run.model, w.Plan)
+	g.modelMu.RUnlock()
+	if g.marker != nil && w.Plan.Empty() && !coverageChanged(g.covered, w.Coverage) &&
+		g.marker.Services == services && g.marker.Instances == instances {
 		return nil
 	}
 	var gen uint64 = 1
@@ -49,11 +56,28 @@ func (g *gatewaySyncer) nextMarker(run *fullRun, w Write) *mirror.Marker {
 		gen = g.marker.Generation + 1
 	}
 	now := g.now()
-	g.modelMu.RLock()
-	services, instances := run.model.Counts()
-	g.modelMu.RUnlock()
 	return &mirror.Marker{Version: mirror.MarkerVersion, Gateway: g.cfg.Name, Generation: gen, SyncedAt: now, CheckedAt: now,
-		Services: services, Instances: instances - w.Plan.DeleteInstances, Replica: g.replica}
+		Services: services, Instances: instances, Replica: g.replica}
+}
+
+// countsAfter returns the services and instances model holds once p's
+// deletes are applied.
+func countsAfter(model *State, p Plan) (services, instances int) {
+	if len(p.Removed) == 0 {
+		return model.Counts()
+	}
+	removed := make(map[mirror.Key]bool, len(p.Removed))
+	for _, k := range p.Removed {
+		removed[k] = true
+	}
+	left := map[string]bool{}
+	for k, s := range model.Services {
+		if !removed[k] {
+			left[s.Name] = true
+			instances++
+		}
+	}
+	return len(left), instances
 }
 
 // completed runs after the last commit of a full cycle (w: what it wrote,
