@@ -219,7 +219,7 @@ func (g *gatewaySyncer) flush(ctx context.Context, run *fullRun, chunk []target)
 		g.markApplied(chunk, run.req.DryRun)
 		return
 	}
-	c, err := g.commit(ctx, run.model, Write{Plan: p, Touched: p.Services()}, run.req.DryRun)
+	c, err := g.commit(ctx, run.model, Write{Plan: p, Touched: touched(run.model, p)}, run.req.DryRun)
 	run.res.TxnOps += c.Ops
 	g.noteRejected(&run.res, c.Rejected)
 	if err != nil {
@@ -280,7 +280,7 @@ func (g *gatewaySyncer) finishFull(ctx context.Context, run *fullRun) {
 	v := Guard(dp, GuardInput{Safety: g.safety, Synced: g.snapshot().Synced, FullScope: true,
 		SourceComplete: run.sourceComplete, Force: run.req.Force, Mirrored: len(run.model.Services)})
 	g.noteGuard(&run.res, v, run.req.DryRun)
-	w := Write{Plan: v.Plan, Touched: v.Plan.Services()}
+	w := Write{Plan: v.Plan, Touched: touched(run.model, v.Plan)}
 	complete := run.sourceComplete
 	if complete {
 		w.Coverage = g.coverage(run)
@@ -387,6 +387,30 @@ func (g *gatewaySyncer) commit(ctx context.Context, model *State, w Write, dry b
 	model.Apply(w.Plan, c.Rejected)
 	g.modelMu.Unlock()
 	return c, nil
+}
+
+// touched are the services whose entries p changes for a reader (the
+// change feed): those it sets or deletes, and every service with an
+// instance on a node it updates, since an instance registered without an
+// address of its own is served at its node's. writeMu held.
+func touched(model *State, p Plan) []string {
+	names := p.Services()
+	updated := map[string]bool{}
+	for _, n := range p.NodeSets {
+		if !n.Create {
+			updated[n.Node.Name] = true
+		}
+	}
+	if len(updated) == 0 {
+		return names
+	}
+	for k, s := range model.Services {
+		if updated[k.Node] {
+			names = append(names, s.Name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 func opCount(p Plan) int {

@@ -59,7 +59,7 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 	p := Diff(g.diffInput(model, targets, false))
 	v := Guard(p, GuardInput{Safety: g.safety, Synced: g.snapshot().Synced, SourceComplete: complete, Force: req.Force, Mirrored: len(model.Services)})
 	g.noteGuard(&res, v, req.DryRun)
-	w := Write{Plan: v.Plan, Touched: v.Plan.Services()}
+	w := Write{Plan: v.Plan, Touched: touched(model, v.Plan)}
 	for _, t := range targets {
 		if t.auth && (len(t.desired) > 0 || t.confirmed) && !g.covered[t.name] && !g.superseded(t) {
 			w.CoverAdd = append(w.CoverAdd, t.name)
