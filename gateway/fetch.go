@@ -2,45 +2,65 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/gwsync/gwsync/mirror"
 )
 
-// queryLocal is a short, synchronous read of the mirror, through the local
-// breaker. It returns the passing instances and the index for a watch.
-func (r *Resolver) queryLocal(ctx context.Context, service string) ([]Instance, uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.LookupTimeout)
-	defer cancel()
-	var (
-		entries []*api.ServiceEntry
-		meta    *api.QueryMeta
-	)
-	err := r.localBr.run(func() error {
+// errPublicBusy: the resolver's budget of public calls (PublicRate) is
+// spent for now. The lookup gets the held answer, or this error at once.
+var errPublicBusy = errors.New("public lookups rate-limited")
+
+// readLocal is a short, plain read of one service in the mirror.
+func (r *Resolver) readLocal(ctx context.Context, service string) ([]Instance, error) {
+	var entries []*api.ServiceEntry
+	err := r.localCall(ctx, func(ctx context.Context) error {
 		var err error
-		entries, meta, err = r.opts.Local.Health().Service(service, "", true, localQueryOptions(ctx, 0, 0))
+		entries, _, err = r.opts.Local.Health().Service(service, "", true, localQueryOptions(ctx, 0, 0))
 		return err
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("local lookup %s: %w", service, err)
+		return nil, fmt.Errorf("local lookup %q: %w", service, err)
 	}
-	return r.fromMirror(entries), meta.LastIndex, nil
+	return r.fromMirror(entries), nil
 }
 
-// queryPublic executes the service's prepared query in the gateway's source
-// DC, through the public breaker and the in-flight bound. It never sends an
-// index: prepared-query execution does not block, and an index would only
-// stretch the servers' deadlines. The bound, not the timeout, is what
-// protects the public cluster: servers keep working on a cancelled call.
+// localCall runs one short read of the local cluster: with LookupTimeout,
+// in one of ReadConcurrency slots (so the resolver's connections to the
+// local cluster stay few), through the local breaker.
+func (r *Resolver) localCall(ctx context.Context, call func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.LookupTimeout)
+	defer cancel()
+	select {
+	case r.localSem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for a slot: %w", ctx.Err())
+	}
+	defer func() { <-r.localSem }()
+	return r.localBr.run(func() error { return call(ctx) })
+}
+
+// queryPublic executes the service's prepared query in the gateway's
+// source DC, within the rate limit, the in-flight bound and the public
+// breaker. It never sends an index: prepared-query execution does not
+// block, and an index would only stretch the servers' deadlines. The
+// bounds, not the timeout, protect the public cluster: servers keep
+// working on a cancelled call.
 func (r *Resolver) queryPublic(ctx context.Context, service string) ([]Instance, error) {
+	if !r.publicRate.Allow() {
+		r.m.publicThrottled.Inc()
+		return nil, fmt.Errorf("public lookup %q: %w", service, errPublicBusy)
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.PublicTimeout)
 	defer cancel()
 	select {
 	case r.publicSem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("public lookup %s: waiting for a slot: %w", service, ctx.Err())
+		return nil, fmt.Errorf("public lookup %q: waiting for a slot: %w", service, ctx.Err())
 	}
 	r.m.publicInFlight.Inc()
 	defer func() {
@@ -55,16 +75,16 @@ func (r *Resolver) queryPublic(ctx context.Context, service string) ([]Instance,
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("public lookup %s: %w", service, err)
+		return nil, fmt.Errorf("public lookup %q: %w", service, err)
 	}
 	return fromPublic(resp), nil
 }
 
-// afterLocal decides what to serve once the synced local cluster answered
-// with insts. held is what is served now (for a first lookup: the snapshot
-// answer, if any). A mirror that says "none" for a service we hold
-// instances of is not believed until the public cluster agrees: the mirror
-// may lag a failover the public query already made.
+// afterLocal decides what to serve once the usable mirror, which covers
+// service, answered with insts. held is what is served now (for a first
+// lookup: the snapshot answer, if any). A mirror that says "none" for a
+// service we hold instances of is not believed until the public cluster
+// agrees: the mirror may lag a failover the public query already made.
 func (r *Resolver) afterLocal(ctx context.Context, service string, held *Answer, insts []Instance) *Answer {
 	now := r.opts.Now()
 	if len(insts) > 0 || held == nil || len(held.Instances) == 0 {
@@ -73,7 +93,7 @@ func (r *Resolver) afterLocal(ctx context.Context, service string, held *Answer,
 	pub, err := r.queryPublic(ctx, service)
 	switch {
 	case err != nil:
-		r.log.Warn("local cluster reports no instances and the public cluster cannot confirm; serving last known good",
+		r.log.Debug("local cluster reports no instances and the public cluster cannot confirm; serving last known good",
 			"service", service, "error", err)
 		return asMemory(held)
 	case len(pub) > 0:
@@ -83,10 +103,11 @@ func (r *Resolver) afterLocal(ctx context.Context, service string, held *Answer,
 	}
 }
 
-// afterPublic decides what to serve when the local cluster cannot be used.
-// An empty prepared-query answer is ambiguous (a failover DC that cannot be
-// reached is skipped silently), so alone it never replaces instances we
-// hold. It returns nil only when there is nothing at all to serve.
+// afterPublic decides what to serve when the mirror cannot answer (it is
+// not usable, does not cover the service, or failed). An empty
+// prepared-query answer is ambiguous (a failover DC that cannot be reached
+// is skipped silently), so alone it never replaces instances we hold. It
+// returns nil only when there is nothing at all to serve.
 func (r *Resolver) afterPublic(ctx context.Context, service string, held *Answer) (*Answer, error) {
 	pub, err := r.queryPublic(ctx, service)
 	switch {
@@ -134,4 +155,11 @@ func fromPublic(resp *api.PreparedQueryExecuteResponse) []Instance {
 		}
 	}
 	return out
+}
+
+// localQueryOptions are the options of every local read. Stale reads are
+// fine: the marker, read the same way, tells whether the data is current.
+func localQueryOptions(ctx context.Context, idx uint64, wait time.Duration) *api.QueryOptions {
+	q := &api.QueryOptions{AllowStale: true, WaitIndex: idx, WaitTime: wait}
+	return q.WithContext(ctx)
 }

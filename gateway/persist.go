@@ -45,16 +45,14 @@ func (r *Resolver) snapshotLoop(ctx context.Context) {
 	}
 }
 
-// writeSnapshot persists every cached non-empty answer, if anything changed.
+// writeSnapshot persists the answers of the held (live) services that
+// have instances, if anything changed: evicted services leave it.
 func (r *Resolver) writeSnapshot() {
 	if r.opts.SnapshotPath == "" || !r.dirty.Swap(false) {
 		return
 	}
-	entries := *r.entries.Load()
-	answers := make(map[string]*Answer, len(entries))
-	for name, e := range entries {
-		answers[name] = e.answer.Load()
-	}
+	answers := make(map[string]*Answer, r.held.len())
+	r.held.each(func(e *entry) { answers[e.service] = e.answer.Load() })
 	b, err := encodeSnapshot(r.opts.Gateway, r.opts.Now(), answers, r.opts.MaxSnapshotBytes)
 	if err == nil {
 		err = writeFileAtomic(r.opts.SnapshotPath, b)

@@ -1,15 +1,22 @@
 // Package gateway is the resolver library gateway nodes embed. It answers
 // "which healthy instances does service S have" from the gateway's
 // dedicated Consul cluster (the mirror gwsync keeps), falls back to the
-// public cluster's prepared query through a circuit breaker and a bound on
-// calls in flight, and holds the last good answer in memory and on disk.
+// public cluster's prepared query through a circuit breaker, a rate limit
+// and a bound on calls in flight, and holds the last good answers in
+// memory and on disk.
 //
-// Its rule (DESIGN.md invariant 6): it never answers "no instances" while
+// Its rules (DESIGN.md invariant 6): it never answers "no instances" while
 // it holds a good answer, unless a healthy, synced source says so and the
-// public cluster agrees.
+// public cluster agrees; a service the mirror does not cover is a local
+// miss that goes to the public cluster, never "none".
 //
-// Every service asked for once is kept fresh by a background blocking
-// query, so Resolve is a map read: no network, no lock, no allocation.
+// Scale: services looked up are held, and Resolve is a lock-free map read
+// with no network call and no allocation. They are kept fresh by one
+// long-lived blocking read per resolver (the gateway's records: marker,
+// change feed), which tells which services changed; only those are read
+// again. Services idle for a while are forgotten, answers with no
+// instances are remembered briefly without any watch, and no goroutine
+// belongs to a service.
 package gateway
 
 import (
@@ -19,54 +26,50 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/consul/api"
-	"github.com/hashicorp/go-hclog"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
-	"github.com/gwsync/gwsync/mirror"
+	"github.com/hashicorp/go-hclog"
 )
 
-// DefaultMaxServices bounds how many services are cached and watched, so
-// requests for made-up names cannot grow watchers without limit.
-const DefaultMaxServices = 10000
+// refreshQueue bounds refreshes waiting for a worker; a lookup that finds
+// it full leaves its answer due, and a later lookup asks again.
+const refreshQueue = 1024
 
 // Resolver resolves service names to healthy instances. Create it with New,
 // run it with Run; Resolve is safe for concurrent use.
 type Resolver struct {
-	opts      Options
-	log       hclog.Logger
-	m         *metrics
-	markerKey string
+	opts Options
+	log  hclog.Logger
+	m    *metrics
 
 	localBr      *breaker
 	publicBr     *breaker
 	localBrState atomic.Int32 // gobreaker.State, set in OnStateChange
+	localSem     chan struct{}
 	publicSem    chan struct{}
-	flight       singleflight.Group
+	publicRate   *rate.Limiter
+	lookups      singleflight.Group // first lookups, keyed by service name only
 
-	// entries is replaced, never modified, under entriesMu (copy on
-	// write): new services are rare, lookups are constant.
-	entries   atomic.Pointer[map[string]*entry]
-	entriesMu sync.Mutex
-	stopped   bool // under entriesMu: no new watchers once Run ends
-	full      bool // under entriesMu: MaxServices reached (logged once)
-	wg        sync.WaitGroup
-
+	held     *table
+	neg      *negCache
+	evictMu  sync.Mutex // one capacity eviction at a time
+	refreshQ chan *entry
 	snapshot map[string]*Answer // loaded at start; read-only afterwards
 	dirty    atomic.Bool
 
-	stateMu sync.Mutex
-	marker  markerInfo                 // under stateMu
-	local   atomic.Pointer[localState] // replaced under stateMu
+	stateMu     sync.Mutex
+	view        view        // under stateMu
+	staleTimer  *time.Timer // under stateMu
+	local       atomic.Pointer[localState]
+	confirmedAt atomic.Int64 // Unix nanoseconds the mirror was last vouched for
+	watchRounds atomic.Uint64
+	started     chan struct{} // closed after the watch's first round
+	startOnce   sync.Once
 
 	base   context.Context
 	cancel context.CancelFunc
-}
-
-type entry struct {
-	service string
-	answer  atomic.Pointer[Answer]
 }
 
 // New builds a Resolver and loads the disk snapshot. It makes no network
@@ -81,15 +84,18 @@ func New(opts Options) (*Resolver, error) {
 	}
 	log := opts.Logger.Named("resolver").With("gateway", opts.Gateway)
 	r := &Resolver{
-		opts:      opts,
-		log:       log,
-		m:         m,
-		markerKey: mirror.MarkerKey(opts.KVPrefix, opts.Gateway),
-		publicSem: make(chan struct{}, opts.MaxPublicInFlight),
+		opts:       opts,
+		log:        log,
+		m:          m,
+		localSem:   make(chan struct{}, opts.ReadConcurrency),
+		publicSem:  make(chan struct{}, opts.MaxPublicInFlight),
+		publicRate: rate.NewLimiter(rate.Limit(opts.PublicRate), opts.PublicBurst),
+		held:       newTable(),
+		neg:        newNegCache(opts.MaxNegative),
+		refreshQ:   make(chan *entry, refreshQueue),
+		started:    make(chan struct{}),
 	}
 	r.base, r.cancel = context.WithCancel(context.Background())
-	empty := map[string]*entry{}
-	r.entries.Store(&empty)
 	r.localBr = newBreaker(clusterLocal, opts.LocalBreaker, m.breakerState.WithLabelValues(clusterLocal), log, func(s gobreaker.State) {
 		r.localBrState.Store(int32(s))
 		r.updateLocal()
@@ -103,152 +109,102 @@ func New(opts Options) (*Resolver, error) {
 }
 
 // Resolve returns the healthy instances of service and where they came
-// from. A service seen before is answered from memory; the first lookup of
-// a service asks the clusters (one call per cluster however many callers
+// from. A held service is answered from memory; the first lookup of a
+// service asks the clusters (one call per cluster however many callers
 // wait). An Answer with no instances is not an error: the service has none.
 func (r *Resolver) Resolve(ctx context.Context, service string) (Answer, error) {
-	if e := (*r.entries.Load())[service]; e != nil {
+	if e := r.held.get(service); e != nil {
 		if a := e.answer.Load(); a != nil {
-			return r.serve(a), nil
+			return r.serve(e, a), nil
 		}
 	}
 	return r.resolveSlow(ctx, service)
 }
 
-func (r *Resolver) serve(a *Answer) Answer {
+// serve answers from a held entry. It notes the lookup and, when the
+// answer is not a trusted local one and is due, queues a background
+// refresh; the caller gets the held answer at once either way.
+func (r *Resolver) serve(e *entry, a *Answer) Answer {
+	now := r.opts.Now()
+	st := r.local.Load()
+	out := r.present(a, st, now)
+	if e != nil {
+		e.touch(now.Unix())
+		trusted := a.Source == SourceLocal && st.usable
+		if !trusted && now.UnixNano() >= e.nextRefresh.Load() {
+			r.kick(e)
+		}
+	}
+	return out
+}
+
+// present is what a caller sees of a: a local answer is as old as the
+// mirror's last confirmation, and is last-known-good while the local
+// cluster is not usable.
+func (r *Resolver) present(a *Answer, st *localState, now time.Time) Answer {
 	out := *a
-	if out.Age = r.opts.Now().Sub(a.FetchedAt); out.Age < 0 {
+	if a.Source == SourceLocal {
+		if c := r.confirmedAt.Load(); c > a.FetchedAt.UnixNano() {
+			out.FetchedAt = time.Unix(0, c)
+		}
+		if !st.usable {
+			out.Source = SourceMemory
+		}
+	}
+	if out.Age = now.Sub(out.FetchedAt); out.Age < 0 {
 		out.Age = 0
 	}
 	res := resultOK
 	if len(a.Instances) == 0 {
 		res = resultEmpty
 	}
-	r.m.lookups[a.Source][res].Inc()
+	r.m.lookups[out.Source][res].Inc()
 	r.m.answerAge.Observe(out.Age.Seconds())
 	return out
 }
 
-func (r *Resolver) resolveSlow(ctx context.Context, service string) (Answer, error) {
-	ch := r.flight.DoChan(service, func() (any, error) { return r.firstLookup(service) })
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			r.m.lookups[SourceNone][resultError].Inc()
-			return Answer{Service: service}, res.Err
-		}
-		return r.serve(res.Val.(*Answer)), nil
-	case <-ctx.Done():
-		r.m.lookups[SourceNone][resultError].Inc()
-		return Answer{Service: service}, fmt.Errorf("resolve %s: %w", service, ctx.Err())
-	}
-}
-
-// firstLookup runs once per service however many callers wait on it. It
-// uses the resolver's own context, not a caller's, so one caller giving up
-// does not fail the others.
-func (r *Resolver) firstLookup(service string) (*Answer, error) {
-	if e := (*r.entries.Load())[service]; e != nil {
-		if a := e.answer.Load(); a != nil {
-			return a, nil
-		}
-	}
-	ctx := r.base
-	held := r.snapshot[service]
-	var (
-		a   *Answer
-		idx uint64
-	)
-	if r.ensureMarker(ctx) {
-		insts, i, err := r.queryLocal(ctx, service)
-		if err == nil {
-			a, idx = r.afterLocal(ctx, service, held, insts), i
-		} else {
-			r.log.Debug("local lookup failed", "service", service, "error", err)
-		}
-	}
-	if a == nil {
-		var err error
-		if a, err = r.afterPublic(ctx, service, held); a == nil {
-			return nil, fmt.Errorf("resolve %s: no cluster answered and no snapshot: %w", service, err)
-		}
-	}
-	r.install(service, a, idx)
-	return a, nil
-}
-
-// install caches a first answer and starts the service's watcher.
-func (r *Resolver) install(service string, a *Answer, idx uint64) {
-	r.entriesMu.Lock()
-	defer r.entriesMu.Unlock()
-	old := *r.entries.Load()
-	if _, ok := old[service]; ok {
-		return
-	}
-	if len(old) >= DefaultMaxServices {
-		if !r.full {
-			r.full = true
-			r.log.Warn("service limit reached: further services are resolved but not cached", "limit", DefaultMaxServices)
-		}
-		return
-	}
-	e := &entry{service: service}
-	e.answer.Store(a)
-	next := make(map[string]*entry, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	next[service] = e
-	r.entries.Store(&next)
-	r.dirty.Store(true)
-	if !r.stopped {
-		r.wg.Add(1)
-		go r.watch(e, idx)
-	}
-}
-
-// store replaces a service's answer.
-func (r *Resolver) store(e *entry, a *Answer) {
-	old := e.answer.Load()
-	if a == nil || a == old {
-		return
-	}
-	e.answer.Store(a)
-	r.dirty.Store(true)
-	if old == nil || old.Source != a.Source || len(old.Instances) != len(a.Instances) {
-		r.log.Info("answer changed", "service", e.service, "source", a.Source.String(), "instances", len(a.Instances))
-	}
-}
-
-// Run keeps the sync marker and snapshot up to date until ctx ends, then
-// stops every watcher and writes a final snapshot. Resolve may be called
-// before Run starts; background refresh needs Run.
+// Run keeps held services fresh (the watch, the probe, refresh workers),
+// evicts idle ones and writes the snapshot until ctx ends, then writes a
+// final snapshot. Resolve may be called before Run starts (first lookups
+// then wait up to LookupTimeout for Run's first read of the mirror);
+// background refresh needs Run.
 func (r *Resolver) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, r.cancel)
 	defer stop()
 	var loops sync.WaitGroup
-	loops.Add(2)
-	go func() { defer loops.Done(); r.markerLoop(r.base) }()
-	go func() { defer loops.Done(); r.snapshotLoop(r.base) }()
+	loops.Go(func() { r.watchLoop(r.base) })
+	loops.Go(func() { r.probeLoop(r.base) })
+	loops.Go(func() { r.janitorLoop(r.base) })
+	loops.Go(func() { r.snapshotLoop(r.base) })
+	for range r.opts.ReadConcurrency + r.opts.MaxPublicInFlight {
+		loops.Go(func() { r.refreshWorker(r.base) })
+	}
 	<-r.base.Done()
-	r.entriesMu.Lock()
-	r.stopped = true
-	r.entriesMu.Unlock()
 	loops.Wait()
-	r.wg.Wait()
+	r.stateMu.Lock()
+	if r.staleTimer != nil {
+		r.staleTimer.Stop()
+	}
+	r.stateMu.Unlock()
 	r.writeSnapshot()
 	return nil
 }
 
 // Status is a point-in-time view for health endpoints and tests.
 type Status struct {
-	// LocalUsable: the dedicated cluster is synced and its breaker is not
-	// open, so watchers read it; otherwise they read the public cluster.
+	// LocalUsable: the dedicated cluster is synced, its records are known
+	// and its breaker is not open, so covered services are answered from
+	// it; otherwise lookups go to the public cluster.
 	LocalUsable   bool
 	LocalReason   string
 	LocalBreaker  string
 	PublicBreaker string
-	Services      int
+	// Services are held (kept fresh); Negative are remembered answers
+	// with no instances; Covered is the mirror's coverage size (0 while
+	// not usable).
+	Services int
+	Negative int
+	Covered  int
 }
 
 // Status reports the resolver's state.
@@ -259,14 +215,8 @@ func (r *Resolver) Status() Status {
 		LocalReason:   st.reason,
 		LocalBreaker:  r.localBr.cb.State().String(),
 		PublicBreaker: r.publicBr.cb.State().String(),
-		Services:      len(*r.entries.Load()),
+		Services:      r.held.len(),
+		Negative:      r.neg.len(),
+		Covered:       st.cov.len(),
 	}
-}
-
-// localQueryOptions are the options of every mirror read (fromMirror keeps
-// only this gateway's entries). Stale reads are fine: the marker, read the same
-// way, tells whether the data is current.
-func localQueryOptions(ctx context.Context, idx uint64, wait time.Duration) *api.QueryOptions {
-	q := &api.QueryOptions{AllowStale: true, WaitIndex: idx, WaitTime: wait}
-	return q.WithContext(ctx)
 }

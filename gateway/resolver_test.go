@@ -11,7 +11,7 @@ import (
 )
 
 // offlineResolver builds a resolver whose clients point at a closed port and
-// whose watchers are never started: for testing the in-memory paths only.
+// that is never run: for testing the in-memory paths only.
 func offlineResolver(t testing.TB, reg *prometheus.Registry, now func() time.Time) *Resolver {
 	t.Helper()
 	c, err := api.NewClient(&api.Config{Address: "127.0.0.1:1"})
@@ -22,11 +22,18 @@ func offlineResolver(t testing.TB, reg *prometheus.Registry, now func() time.Tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.entriesMu.Lock()
-	r.stopped = true
-	r.entriesMu.Unlock()
 	t.Cleanup(r.cancel)
 	return r
+}
+
+// markUsable makes an offline resolver's local cluster usable, covering
+// services, as a watch round would.
+func markUsable(r *Resolver, services ...string) {
+	cov := &coverage{names: map[string]struct{}{}}
+	for _, s := range services {
+		cov.names[s] = struct{}{}
+	}
+	r.setView(view{known: true, freshAt: r.opts.Now(), cov: cov})
 }
 
 func TestNew_Validation(t *testing.T) {
@@ -40,8 +47,9 @@ func TestResolver_ResolveCached(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := at.Add(90 * time.Second)
 	r := offlineResolver(t, reg, func() time.Time { return now })
-	r.install("web", &Answer{Service: "web", Source: SourceLocal, FetchedAt: at, Instances: weighted(1, 1)}, 0)
-	r.install("gone", &Answer{Service: "gone", Source: SourcePublic, FetchedAt: at}, 0)
+	markUsable(r, "web", "gone")
+	r.install("web", &Answer{Service: "web", Source: SourceLocal, FetchedAt: at, Instances: weighted(1, 1)})
+	r.install("gone", &Answer{Service: "gone", Source: SourcePublic, FetchedAt: at})
 
 	a, err := r.Resolve(context.Background(), "web")
 	if err != nil {
@@ -111,8 +119,9 @@ func resultIndex(t testing.TB, s string) result {
 
 func cachedResolver(b *testing.B) *Resolver {
 	r := offlineResolver(b, prometheus.NewRegistry(), nil)
+	markUsable(r, "web", "api", "auth", "billing", "search")
 	for _, s := range []string{"web", "api", "auth", "billing", "search"} {
-		r.install(s, &Answer{Service: s, Source: SourceLocal, FetchedAt: time.Now(), Instances: weighted(1, 2, 3)}, 0)
+		r.install(s, &Answer{Service: s, Source: SourceLocal, FetchedAt: time.Now(), Instances: weighted(1, 2, 3)})
 	}
 	return r
 }

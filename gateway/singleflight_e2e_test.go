@@ -32,6 +32,9 @@ func TestResolver_ConcurrentFirstLookups(t *testing.T) {
 	// for the count.
 	opts.PublicPollInterval = time.Minute
 	opts.LookupTimeout, opts.PublicTimeout = 5*time.Second, 5*time.Second
+	// This test is about single flight and the in-flight bound, not the
+	// public rate limit (TestResolver_PublicRateLimit).
+	opts.PublicRate = 10000
 	r, _ := start(t, opts)
 	harness.Eventually(t, 10*time.Second, func() error {
 		if s := r.Status(); !s.LocalUsable {
