@@ -102,8 +102,9 @@ type readRequest struct {
 	disc *discovery // nil: a targeted read (no catalog)
 	// minAt: reuse no shared answer started before this.
 	minAt time.Time
-	// model is the mirror the answer is compared with.
-	model *State
+	// model is the mirror the answer is compared with (possibly still
+	// being read).
+	model *future
 }
 
 // readService decides the desired mirror of one service.
@@ -118,9 +119,14 @@ func (g *gatewaySyncer) readService(ctx context.Context, r readRequest, name str
 		return t
 	}
 	t.at = ans.At
+	model, err := r.model.get(ctx)
+	if err != nil {
+		t.err = fmt.Errorf("service %q: %w", name, err)
+		return t
+	}
 	switch {
 	case len(ans.Endpoints) == 0 && len(ans.Problems) == 0:
-		return g.confirmEmpty(ctx, r, t, "empty answer")
+		return g.confirmEmpty(ctx, model, t, "empty answer")
 	case len(ans.Endpoints) == 0:
 		t.problems, t.reason = ans.Problems, "the answer had no usable entry: mirrored entries kept"
 		return t
@@ -134,7 +140,7 @@ func (g *gatewaySyncer) readService(ctx context.Context, r readRequest, name str
 	seenNode := map[string]bool{}
 	for i := range ans.Endpoints {
 		n, s, err := g.enc.Encode(&ans.Endpoints[i], ans.Failovers)
-		if err == nil && g.isForeign(r.model, n.Name) {
+		if err == nil && g.isForeign(model, n.Name) {
 			err = fmt.Errorf("node name %q is taken by an entry gwsync does not own: left alone", n.Name)
 		}
 		if err != nil {
@@ -151,7 +157,7 @@ func (g *gatewaySyncer) readService(ctx context.Context, r readRequest, name str
 		// Instances that cannot be mirrored now (or that an ACL-filtered
 		// answer may have hidden) keep the version already mirrored: a
 		// bad or hidden instance is never a reason to delete one.
-		t.desired = keepMirrored(g.instances(r.model, name), t.desired, ans.Filtered, t.problems)
+		t.desired = keepMirrored(g.instances(model, name), t.desired, ans.Filtered, t.problems)
 	}
 	return t
 }
@@ -259,13 +265,18 @@ func (g *gatewaySyncer) notSelected(ctx context.Context, r readRequest, t target
 	case deselected:
 		t.auth, t.reason = true, why
 	case absent:
-		if !g.has(r.model, t.name) {
+		model, err := r.model.get(ctx)
+		if err != nil {
+			t.err = fmt.Errorf("service %q: %w", t.name, err)
+			return t
+		}
+		if !g.has(model, t.name) {
 			t.auth = true
 			return t
 		}
 		// Absent from every catalog: confirm with fresh reads before the
 		// mirrored entries go (a catalog list can be stale).
-		return g.confirmEmpty(ctx, r, t, "service no longer in any public datacenter")
+		return g.confirmEmpty(ctx, model, t, "service no longer in any public datacenter")
 	default:
 		t.reason = why
 	}
@@ -276,8 +287,8 @@ func (g *gatewaySyncer) notSelected(ctx context.Context, r readRequest, t target
 // answers empty too, and a catalog list can be stale). The mirrored
 // entries go only when every DC the query can use answers, with a
 // complete and fresh read, that it has no usable instance.
-func (g *gatewaySyncer) confirmEmpty(ctx context.Context, r readRequest, t target, what string) target {
-	if !g.has(r.model, t.name) {
+func (g *gatewaySyncer) confirmEmpty(ctx context.Context, model *State, t target, what string) target {
+	if !g.has(model, t.name) {
 		t.auth, t.desired = true, nil // nothing to delete, nothing to add
 		return t
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -88,12 +87,23 @@ func (g *gatewaySyncer) syncFull(ctx context.Context, req Request) (Result, erro
 	if err != nil {
 		return g.fail(run.res, err)
 	}
-	if run.model, err = g.loadModel(ctx, req.DryRun); err != nil {
-		return g.fail(run.res, fmt.Errorf("read dedicated cluster: %w", err))
-	}
 	run.sourceComplete = disc.complete
-	names := g.scope(&disc, run.model)
-	g.readAndWrite(ctx, run, readRequest{disc: &disc, minAt: minAt, model: run.model}, names)
+	// The mirror is read while the public side is: both take seconds at
+	// thousands of services, and reads of the public side need the model
+	// only after their answer is in.
+	model := newFuture()
+	go func() { m, err := g.loadModel(ctx, req.DryRun); model.set(m, err) }()
+	g.readAndWrite(ctx, run, &disc, readRequest{disc: &disc, minAt: minAt, model: model})
+	if run.model == nil && run.failed == nil {
+		m, err := model.get(ctx)
+		if err != nil {
+			return g.fail(run.res, fmt.Errorf("read dedicated cluster: %w", err))
+		}
+		run.model = m
+	}
+	if run.model == nil {
+		return g.fail(run.res, run.failed)
+	}
 	if run.failed == nil && ctx.Err() == nil {
 		g.finishFull(ctx, run)
 	}
@@ -117,35 +127,33 @@ func (g *gatewaySyncer) syncFull(ctx context.Context, req Request) (Result, erro
 	return res, err
 }
 
-// scope is every selected service plus every mirrored one.
-func (g *gatewaySyncer) scope(d *discovery, model *State) []string {
-	set := map[string]bool{}
+// selectedNames are the services the discovery selects, sorted.
+func (g *gatewaySyncer) selectedNames(d *discovery) []string {
+	var out []string
 	for name, tags := range d.tags {
 		if g.services.Selects(name, tags) {
-			set[name] = true
+			out = append(out, name)
 		}
 	}
-	g.modelMu.RLock()
-	for _, name := range model.ServiceNames() {
-		set[name] = true
-	}
-	g.modelMu.RUnlock()
-	return slices.Sorted(maps.Keys(set))
+	slices.Sort(out)
+	return out
 }
 
-// readAndWrite reads the source for names (bounded concurrency) and
-// commits adds and updates chunk by chunk as the answers arrive.
-func (g *gatewaySyncer) readAndWrite(ctx context.Context, run *fullRun, r readRequest, names []string) {
+// readAndWrite reads the source for every selected service, then (once the
+// model is in) for every mirrored one not selected, with bounded
+// concurrency, and commits adds and updates chunk by chunk as the answers
+// arrive.
+func (g *gatewaySyncer) readAndWrite(ctx context.Context, run *fullRun, d *discovery, r readRequest) {
 	out := make(chan target, flushServices)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		defer close(out)
-		var done int
+		var done, total int
 		var mu sync.Mutex
 		eg, ectx := errgroup.WithContext(rctx)
 		eg.SetLimit(g.readConc)
-		for _, name := range names {
+		read := func(name string) {
 			eg.Go(func() error {
 				t := g.readService(ectx, r, name)
 				select {
@@ -156,11 +164,34 @@ func (g *gatewaySyncer) readAndWrite(ctx context.Context, run *fullRun, r readRe
 				if run.req.Progress != nil {
 					mu.Lock()
 					done++
-					run.req.Progress(done, len(names))
+					run.req.Progress(done, total)
 					mu.Unlock()
 				}
 				return nil
 			})
+		}
+		selected := g.selectedNames(d)
+		mu.Lock()
+		total = len(selected)
+		mu.Unlock()
+		for _, name := range selected {
+			read(name)
+		}
+		if m, err := r.model.get(ectx); err == nil {
+			g.modelMu.RLock()
+			var extra []string
+			for _, name := range m.ServiceNames() {
+				if _, ok := slices.BinarySearch(selected, name); !ok {
+					extra = append(extra, name)
+				}
+			}
+			g.modelMu.RUnlock()
+			mu.Lock()
+			total += len(extra)
+			mu.Unlock()
+			for _, name := range extra {
+				read(name)
+			}
 		}
 		_ = eg.Wait() // readService reports through target.err
 	}()
@@ -174,14 +205,14 @@ func (g *gatewaySyncer) readAndWrite(ctx context.Context, run *fullRun, r readRe
 		chunk = append(chunk, t)
 		instances += len(t.desired)
 		if len(chunk) >= flushServices || instances >= flushInstances {
-			g.flush(ctx, run, chunk)
+			g.flush(ctx, run, r.model, chunk)
 			chunk, instances = nil, 0
 			if run.failed != nil {
 				cancel() // stop reading: nothing more will be written this cycle
 			}
 		}
 	}
-	g.flush(ctx, run, chunk)
+	g.flush(ctx, run, r.model, chunk)
 }
 
 // classify records a target's errors, problems and kept reason in res; it
@@ -207,9 +238,17 @@ func (g *gatewaySyncer) classify(res *Result, t *target) (failed bool) {
 
 // flush plans a chunk's adds and updates against the model and commits
 // them (deletes wait for the end of the cycle and the guard).
-func (g *gatewaySyncer) flush(ctx context.Context, run *fullRun, chunk []target) {
+func (g *gatewaySyncer) flush(ctx context.Context, run *fullRun, model *future, chunk []target) {
 	if len(chunk) == 0 || run.failed != nil || ctx.Err() != nil {
 		return
+	}
+	if run.model == nil {
+		m, err := model.get(ctx)
+		if err != nil {
+			run.failed = fmt.Errorf("read dedicated cluster: %w", err)
+			return
+		}
+		run.model = m
 	}
 	g.writeMu.Lock()
 	defer g.writeMu.Unlock()
@@ -439,5 +478,36 @@ func (g *gatewaySyncer) noteGuard(res *Result, v GuardVerdict, dry bool) {
 	if v.Held > 0 {
 		g.metrics.DeletesHeldTotal.WithLabelValues(g.cfg.Name).Add(float64(v.Held))
 		g.log.Warn("deletes held", "deletes", v.Held, "reason", v.Reason)
+	}
+}
+
+// future is a value computed in the background (the model, while the
+// public side is read).
+type future struct {
+	done chan struct{}
+	m    *State
+	err  error
+}
+
+func newFuture() *future { return &future{done: make(chan struct{})} }
+
+// resolved is a future that is already set.
+func resolved(m *State) *future {
+	f := newFuture()
+	f.set(m, nil)
+	return f
+}
+
+func (f *future) set(m *State, err error) {
+	f.m, f.err = m, err
+	close(f.done)
+}
+
+func (f *future) get(ctx context.Context) (*State, error) {
+	select {
+	case <-f.done:
+		return f.m, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }

@@ -38,7 +38,7 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 	if req.Force {
 		minAt = g.now()
 	}
-	targets := g.readTargets(ctx, readRequest{minAt: minAt, model: model}, names, req.Progress)
+	targets := g.readTargets(ctx, readRequest{minAt: minAt, model: resolved(model)}, names, req.Progress)
 	complete := true
 	for i := range targets {
 		if g.classify(&res, &targets[i]) {
