@@ -66,8 +66,10 @@ func TestOps(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
-		for _, re := range []string{`(?m)^ready: yes$`, `(?m)^GATEWAY\s+SOURCE DC\s+SYNCED\s+GENERATION\s+SERVICES\s+INSTANCES\s+DELETES HELD\s+LAST SUCCESS\s+LAST ERROR$`,
-			`(?m)^gw1\s+dc1\s+yes\s+1\s+1\s+2\s+0\s+(just now|\d+s ago)\s+-$`, `(?m)^PUBLIC DC\s+LAST OK\s+FAILURES\s+LAST ERROR$`, `(?m)^dc1\s+(just now|\d+s ago)\s+0\s+-$`} {
+		for _, re := range []string{`(?m)^ready: yes$`,
+			`(?m)^GATEWAY\s+SOURCE DC\s+OWNER\s+SYNCED\s+VOUCHING\s+GENERATION\s+SERVICES\s+COVERED\s+INSTANCES\s+PROBLEMS\s+DELETES HELD\s+LAST SUCCESS\s+LAST ERROR$`,
+			`(?m)^gw1\s+dc1\s+this replica\s+yes\s+yes\s+1\s+1\s+1\s+2\s+0\s+0\s+(just now|\d+s ago)\s+-$`,
+			`(?m)^PUBLIC DC\s+LAST OK\s+FAILURES\s+BACKING OFF UNTIL\s+LAST ERROR$`, `(?m)^dc1\s+(just now|\d+s ago)\s+0\s+-\s+-$`} {
 			if !regexp.MustCompile(re).MatchString(out) {
 				t.Fatalf("status output does not match %s:\n%s", re, out)
 			}
