@@ -23,8 +23,6 @@ import (
 	"github.com/gwsync/gwsync/gateway/refgw"
 )
 
-func init() { extraCommands["gateway"] = runGateway }
-
 // gatewayShutdownGrace is how long in-flight proxied requests may take to
 // finish once the gateway is told to stop.
 const gatewayShutdownGrace = 10 * time.Second
