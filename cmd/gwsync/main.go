@@ -97,7 +97,3 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return c.run(ctx, rest, stdout, stderr)
 }
-
-// extraCommands is where gateway_cmd.go still registers itself; the
-// command table above already lists every command, so it is not read.
-var extraCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{}
