@@ -448,7 +448,7 @@ func TestServer(t *testing.T) {
 			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 		}
 		for _, name := range []string{"gwsync_sync_runs_total", "gwsync_admin_requests_total", "gwsync_admin_request_duration_seconds",
-			"gwsync_admin_resyncs_total", "gwsync_admin_resyncs_in_progress", "gwsync_mirrored_instances", "go_goroutines", "process_cpu_seconds_total"} {
+			"gwsync_admin_resyncs_total", "gwsync_admin_resyncs_in_progress", "gwsync_admin_panics_total", "gwsync_mirrored_instances", "go_goroutines", "process_cpu_seconds_total"} {
 			if !bytes.Contains(b, []byte("\n# TYPE "+name+" ")) {
 				t.Errorf("scrape lacks %s", name)
 			}

@@ -158,7 +158,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any, want string) error 
 	if err := dec.Decode(v); err != nil {
 		return &apiError{code: http.StatusBadRequest, msg: fmt.Sprintf("invalid JSON body (want %s): %v", want, err)}
 	}
-	if _, err := dec.Token(); err != io.EOF { //nolint:errorlint // Token returns io.EOF itself at the end
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &apiError{code: http.StatusBadRequest, msg: fmt.Sprintf("unexpected data after the JSON body at byte %d", dec.InputOffset())}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -93,8 +94,8 @@ func (s *Server) recovered(next http.HandlerFunc) http.HandlerFunc {
 			if p == nil {
 				return
 			}
-			if p == http.ErrAbortHandler { //nolint:errorlint // the sentinel is compared, as net/http does
-				panic(p)
+			if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(p) // net/http's way to abort a response: let it through
 			}
 			s.metrics.panics.Inc()
 			s.log.Error("admin request panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))

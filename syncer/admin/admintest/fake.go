@@ -67,21 +67,36 @@ func (f *Fake) Calls() []syncer.Request {
 	return append([]syncer.Request(nil), f.calls...)
 }
 
-// FakeReplicas is a Fake whose replicas share the gateways: Owners maps a
-// gateway to the replica that holds it (absent: nobody does).
+// FakeReplicas is a Fake whose replicas share the gateways: each gateway
+// is held by the replica its owner names (none: nobody holds it).
 type FakeReplicas struct {
 	*Fake
 	ReplicaID string
-	Owners    map[string]admin.Owner
+
+	omu    sync.Mutex
+	owners map[string]admin.Owner
 }
 
 var _ admin.Ownership = (*FakeReplicas)(nil)
 
 // NewFakeReplicas returns replica's view of the gateways' owners.
 func NewFakeReplicas(replica string, owners map[string]admin.Owner, gateways ...string) *FakeReplicas {
-	f := &FakeReplicas{Fake: NewFake(gateways...), ReplicaID: replica, Owners: owners}
-	f.OwnedFn = func(g string) bool { return owners[g].Replica == replica }
+	f := &FakeReplicas{Fake: NewFake(gateways...), ReplicaID: replica, owners: map[string]admin.Owner{}}
+	for g, o := range owners {
+		f.owners[g] = o
+	}
+	f.OwnedFn = func(g string) bool {
+		replica, _, self := f.Owner(g)
+		return self && replica != ""
+	}
 	return f
+}
+
+// SetOwner records that o holds gateway.
+func (f *FakeReplicas) SetOwner(gateway string, o admin.Owner) {
+	f.omu.Lock()
+	defer f.omu.Unlock()
+	f.owners[gateway] = o
 }
 
 // Replica returns this replica's id.
@@ -89,7 +104,9 @@ func (f *FakeReplicas) Replica() string { return f.ReplicaID }
 
 // Owner returns the gateway's owner.
 func (f *FakeReplicas) Owner(gateway string) (string, string, bool) {
-	o := f.Owners[gateway]
+	f.omu.Lock()
+	defer f.omu.Unlock()
+	o := f.owners[gateway]
 	return o.Replica, o.Address, o.Replica == f.ReplicaID
 }
 
