@@ -34,12 +34,14 @@ type fakeConsul struct {
 	delay   map[string]time.Duration
 	hang    bool
 	calls   map[string]int // by endpoint kind: kv, health, query, status
+	paths   map[string]int // by URL path
 }
 
 func newFakeConsul(t testing.TB) *fakeConsul {
 	f := &fakeConsul{
 		t: t, index: 1, kv: map[string]*api.KVPair{}, services: map[string][]*api.ServiceEntry{},
 		answers: map[string][]api.ServiceEntry{}, changed: make(chan struct{}), delay: map[string]time.Duration{}, calls: map[string]int{},
+		paths: map[string]int{},
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -108,6 +110,13 @@ func (f *fakeConsul) count(kind string) int {
 	return f.calls[kind]
 }
 
+// pathCount is how many requests asked for path.
+func (f *fakeConsul) pathCount(path string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.paths[path]
+}
+
 func (f *fakeConsul) serve(w http.ResponseWriter, r *http.Request) {
 	kind := "other"
 	switch p := r.URL.Path; {
@@ -122,6 +131,7 @@ func (f *fakeConsul) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.calls[kind]++
+	f.paths[r.URL.Path]++
 	hang, delay := f.hang, f.delay[kind]
 	f.mu.Unlock()
 	if hang {

@@ -13,12 +13,18 @@ import (
 // offlineResolver builds a resolver whose clients point at a closed port and
 // that is never run: for testing the in-memory paths only.
 func offlineResolver(t testing.TB, reg *prometheus.Registry, now func() time.Time) *Resolver {
+	return offlineResolverWith(t, reg, func(o *Options) { o.Now = now })
+}
+
+func offlineResolverWith(t testing.TB, reg *prometheus.Registry, tweak func(*Options)) *Resolver {
 	t.Helper()
 	c, err := api.NewClient(&api.Config{Address: "127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Options{Local: c, Public: c, SourceDatacenter: "dc1", Gateway: "edge", Registerer: reg, Now: now})
+	o := Options{Local: c, Public: c, SourceDatacenter: "dc1", Gateway: "edge", Registerer: reg}
+	tweak(&o)
+	r, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

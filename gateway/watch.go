@@ -136,8 +136,8 @@ func (r *Resolver) apply(ctx context.Context, pairs api.KVPairs, w *watchState) 
 	}
 	names, all := rec.changes.Since(w.seq)
 	all = all || !w.seqKnown
-	covChanged := cov != w.cov
-	if all || covChanged {
+	prev := w.cov
+	if all || cov != prev {
 		r.neg.clear()
 	} else {
 		r.neg.drop(names)
@@ -145,7 +145,7 @@ func (r *Resolver) apply(ctx context.Context, pairs api.KVPairs, w *watchState) 
 	w.cov, w.covSeq = cov, rec.changes.CoverageSeq
 	r.setView(view{known: true, freshAt: rec.marker.FreshAt(), cov: cov})
 	r.signalStarted()
-	if err := r.reread(ctx, r.affected(names, all || covChanged, cov)); err != nil {
+	if err := r.reread(ctx, r.affected(names, all, prev, cov)); err != nil {
 		return err
 	}
 	w.seq, w.seqKnown = rec.changes.Seq, true
@@ -165,13 +165,19 @@ func (r *Resolver) recordsProblem(p *recordsProblem, w *watchState) {
 	r.signalStarted()
 }
 
-// affected returns the held services to read again: those named (or
-// every one) that the mirror covers. A held local answer for a service
-// the mirror no longer covers is not the mirror's to vouch for any more:
-// it becomes last-known-good, due for a public refresh on its next lookup.
-func (r *Resolver) affected(names []string, all bool, cov *coverage) []*entry {
+// affected returns the held services to read again: those named (every
+// one when all), and those whose coverage changed from prev, that the
+// mirror covers. A held local answer for a service the mirror no longer
+// covers is not the mirror's to vouch for any more: it becomes
+// last-known-good, due for a public refresh on its next lookup.
+func (r *Resolver) affected(names []string, all bool, prev, cov *coverage) []*entry {
 	var out []*entry
+	picked := map[*entry]bool{}
 	check := func(e *entry) {
+		if picked[e] {
+			return
+		}
+		picked[e] = true
 		if cov.has(e.service) {
 			out = append(out, e)
 		} else if a := e.answer.Load(); a != nil && a.Source == SourceLocal {
@@ -179,9 +185,12 @@ func (r *Resolver) affected(names []string, all bool, cov *coverage) []*entry {
 			e.nextRefresh.Store(0)
 		}
 	}
-	if all {
-		r.held.each(check)
-		return out
+	if all || prev != cov {
+		r.held.each(func(e *entry) {
+			if all || prev.has(e.service) != cov.has(e.service) {
+				check(e)
+			}
+		})
 	}
 	for _, n := range names {
 		if e := r.held.get(n); e != nil {
