@@ -50,7 +50,13 @@ func (g *gatewaySyncer) discover(ctx context.Context, minAt time.Time) (discover
 			case cat.Filtered:
 				d.complete = false
 				d.missing = append(d.missing, dc)
-				g.log.Warn("public datacenter catalog filtered by ACLs (incomplete); nothing absent from it will be deleted", "dc", dc)
+				g.log.Warn("public datacenter catalog filtered by ACLs (the token cannot read every service or node): nothing absent from it will be deleted", "dc", dc)
+				d.merge(cat.Services)
+			case !cat.Trusted(g.maxStale):
+				d.complete = false
+				d.missing = append(d.missing, dc)
+				g.log.Warn("public datacenter catalog too stale (no known leader, or last contact older than max_staleness): nothing absent from it will be deleted",
+					"dc", dc, "last_contact", cat.LastContact, "known_leader", cat.KnownLeader)
 				d.merge(cat.Services)
 			default:
 				d.merge(cat.Services)
@@ -105,6 +111,19 @@ type readRequest struct {
 	// model is the mirror the answer is compared with (possibly still
 	// being read).
 	model *future
+}
+
+// safeRead is readService with a panic turned into the target's error
+// (its entries are then kept), so one bad answer never takes the
+// controller down.
+func (g *gatewaySyncer) safeRead(ctx context.Context, r readRequest, name string) target {
+	t, err := guard(func() (target, error) { return g.readService(ctx, r, name), nil })
+	if err != nil {
+		g.metrics.Panics.Inc()
+		g.log.Error("reading a service panicked", "service", name, "error", err)
+		return target{name: name, err: fmt.Errorf("service %q: %w", name, err)}
+	}
+	return t
 }
 
 // readService decides the desired mirror of one service.
@@ -336,9 +355,10 @@ func (g *gatewaySyncer) queryDCs(ctx context.Context) ([]string, error) {
 // is recreated once and the query retried.
 func (g *gatewaySyncer) execute(ctx context.Context, service string, minAt time.Time) (Answer, error) {
 	dc := g.cfg.SourceDatacenter
+	start := g.now()
 	ans, err := g.shared.Execute(ctx, dc, service, minAt)
 	if errors.Is(err, ErrQueryNotFound) {
-		g.templates.invalidate(dc)
+		g.templates.invalidate(dc, start)
 		if terr := g.templates.ensure(ctx, dc, true); terr != nil {
 			return Answer{}, terr
 		}
@@ -372,7 +392,9 @@ func (t *templateCache) ensure(ctx context.Context, dc string, create bool) erro
 	key := fmt.Sprintf("%s|%v", dc, create)
 	ch := t.sf.DoChan(key, func() (any, error) {
 		// Detached: one caller's cancellation must not fail the others.
-		err := t.pub.EnsureTemplate(context.WithoutCancel(ctx), dc, create)
+		_, err := guard(func() (struct{}, error) {
+			return struct{}{}, t.pub.EnsureTemplate(context.WithoutCancel(ctx), dc, create)
+		})
 		if err == nil && create {
 			t.mu.Lock()
 			t.ok[dc] = t.now()
@@ -391,11 +413,18 @@ func (t *templateCache) ensure(ctx context.Context, dc string, create bool) erro
 	}
 }
 
-// invalidate forgets that dc's template was good.
-func (t *templateCache) invalidate(dc string) {
+// invalidate forgets that dc's template was good, after an execution that
+// started at since found it missing, unless it was checked (or recreated)
+// after since: then that execution only raced the recreation, and a burst
+// of 404s (every service of a cycle, when a public DC restarted empty)
+// re-lists the DC's queries once, not once per service.
+func (t *templateCache) invalidate(dc string, since time.Time) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if at, ok := t.ok[dc]; ok && at.After(since) {
+		return
+	}
 	delete(t.ok, dc)
-	t.mu.Unlock()
 }
 
 // isClientError reports a 4xx answer other than 429: the cluster is alive

@@ -155,7 +155,7 @@ func (g *gatewaySyncer) readAndWrite(ctx context.Context, run *fullRun, d *disco
 		eg.SetLimit(g.readConc)
 		read := func(name string) {
 			eg.Go(func() error {
-				t := g.readService(ectx, r, name)
+				t := g.safeRead(ectx, r, name)
 				select {
 				case out <- t:
 				case <-ectx.Done():

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -100,7 +101,7 @@ func (s *Shared) do(ctx context.Context, key, dc string, minAt time.Time, fn fun
 	// each caller waits only as long as its own context allows.
 	ch := s.sf.DoChan(key, func() (any, error) {
 		start := s.now()
-		v, err := fn(context.WithoutCancel(ctx))
+		v, err := guard(func() (any, error) { return fn(context.WithoutCancel(ctx)) })
 		s.mu.Lock()
 		s.cache[key] = sharedEntry{at: start, val: v, err: err}
 		s.recordLocked(dc, err)
@@ -235,4 +236,16 @@ func (s *Shared) Usable(ctx context.Context, dc, service string) (int, Evidence,
 	s.recordLocked(dc, err)
 	s.mu.Unlock()
 	return n, ev, err
+}
+
+// guard runs fn and turns a panic into an error. singleflight.DoChan
+// re-panics a panicking function on a goroutine of its own, where nothing
+// can recover it: every shared call runs through guard.
+func guard[T any](fn func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return fn()
 }

@@ -160,7 +160,7 @@ func (g *gatewaySyncer) readTargets(ctx context.Context, r readRequest, names []
 	eg.SetLimit(g.readConc)
 	for i, name := range names {
 		eg.Go(func() error {
-			out[i] = g.readService(ctx, r, name)
+			out[i] = g.safeRead(ctx, r, name)
 			if progress != nil {
 				mu.Lock()
 				done++

@@ -46,13 +46,13 @@ func (s *Store) Commit(ctx context.Context, w syncer.Write) (syncer.Committed, e
 	eg.SetLimit(limit)
 	chain := s.chainCheck()
 	for _, b := range all {
-		eg.Go(func() error {
+		eg.Go(safe(func() error {
 			got, err := s.sendBatch(ectx, b, chain)
 			mu.Lock()
 			defer mu.Unlock()
 			merge(&c, got)
 			return err
-		})
+		}))
 	}
 	if err := eg.Wait(); err != nil {
 		s.invalidate()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -128,7 +129,7 @@ func (s *Store) Load(ctx context.Context) (syncer.Snapshot, error) {
 	eg, gctx := errgroup.WithContext(ctx)
 	eg.SetLimit(s.readConc)
 	for i, name := range list {
-		eg.Go(func() error {
+		eg.Go(safe(func() error {
 			cctx, cancel := s.callCtx(gctx, false)
 			defer cancel()
 			q := s.qopts(cctx)
@@ -139,7 +140,7 @@ func (s *Store) Load(ctx context.Context) (syncer.Snapshot, error) {
 			}
 			results[i] = entries
 			return nil
-		})
+		}))
 	}
 	if err := eg.Wait(); err != nil {
 		return snap, err
@@ -326,3 +327,16 @@ func (s *Store) send(ctx context.Context, ops []*api.TxnOp) (sent, error) {
 }
 
 var errStale = errors.New("write chain unknown: reload first")
+
+// safe turns a panic in fn (a goroutine of an errgroup, where nothing else
+// could recover it) into an error.
+func safe(fn func() error) func() error {
+	return func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			}
+		}()
+		return fn()
+	}
+}
