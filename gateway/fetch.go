@@ -11,9 +11,10 @@ import (
 	"github.com/gwsync/gwsync/mirror"
 )
 
-// errPublicBusy: the resolver's budget of public calls (PublicRate) is
-// spent for now. The lookup gets the held answer, or this error at once.
-var errPublicBusy = errors.New("public lookups rate-limited")
+// ErrPublicBusy: the resolver's budget of public calls (PublicRate) is
+// spent for now. A lookup that needed one gets the held answer, or this
+// error at once.
+var ErrPublicBusy = errors.New("public lookups rate-limited")
 
 // readLocal is a short, plain read of one service in the mirror.
 func (r *Resolver) readLocal(ctx context.Context, service string) ([]Instance, error) {
@@ -53,7 +54,7 @@ func (r *Resolver) localCall(ctx context.Context, call func(context.Context) err
 func (r *Resolver) queryPublic(ctx context.Context, service string) ([]Instance, error) {
 	if !r.publicRate.Allow() {
 		r.m.publicThrottled.Inc()
-		return nil, fmt.Errorf("public lookup %q: %w", service, errPublicBusy)
+		return nil, fmt.Errorf("public lookup %q: %w", service, ErrPublicBusy)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.PublicTimeout)
 	defer cancel()

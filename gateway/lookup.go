@@ -9,8 +9,9 @@ import (
 	"github.com/gwsync/gwsync/mirror"
 )
 
-// errBadName is returned for names no cluster could hold.
-var errBadName = errors.New("invalid service name")
+// ErrInvalidName is returned, without any network call, for a name no
+// cluster could hold (see checkName).
+var ErrInvalidName = errors.New("invalid service name")
 
 // checkName refuses, without any network call, names that cannot be a
 // service: empty, longer than MaxServiceNameLen, or with a "." or ".."
@@ -19,11 +20,11 @@ var errBadName = errors.New("invalid service name")
 func checkName(service string) error {
 	switch {
 	case service == "":
-		return fmt.Errorf("resolve: %w: empty", errBadName)
+		return fmt.Errorf("resolve: %w: empty", ErrInvalidName)
 	case len(service) > MaxServiceNameLen:
-		return fmt.Errorf("resolve: %w: %d bytes, at most %d", errBadName, len(service), MaxServiceNameLen)
+		return fmt.Errorf("resolve: %w: %d bytes, at most %d", ErrInvalidName, len(service), MaxServiceNameLen)
 	case !mirror.Addressable(service):
-		return fmt.Errorf("resolve %q: %w: a path segment is \".\" or \"..\"", service, errBadName)
+		return fmt.Errorf("resolve %q: %w: a path segment is \".\" or \"..\"", service, ErrInvalidName)
 	}
 	return nil
 }

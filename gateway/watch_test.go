@@ -195,7 +195,7 @@ func TestResolver_PublicRateLimit(t *testing.T) {
 			switch {
 			case err == nil:
 				ok++
-			case errors.Is(err, errPublicBusy):
+			case errors.Is(err, ErrPublicBusy):
 				busy++
 				slowestRefusal = max(slowestRefusal, took)
 			default:

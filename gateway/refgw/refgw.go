@@ -62,7 +62,7 @@ func New(r Resolver, logger hclog.Logger) *Handler {
 	}
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			t := pr.In.Context().Value(targetKey{}).(target)
+			t, _ := pr.In.Context().Value(targetKey{}).(target)
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = t.host
 			pr.Out.URL.Path = t.path
@@ -72,7 +72,7 @@ func New(r Resolver, logger hclog.Logger) *Handler {
 		},
 		Transport: transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			t := r.Context().Value(targetKey{}).(target)
+			t, _ := r.Context().Value(targetKey{}).(target)
 			h.log.Warn("upstream failed", "upstream", t.host, "error", err)
 			http.Error(w, fmt.Sprintf("gwsync gateway: upstream %s failed", t.host), http.StatusBadGateway)
 		},
@@ -81,7 +81,9 @@ func New(r Resolver, logger hclog.Logger) *Handler {
 	return h
 }
 
-// ServeHTTP resolves the first path segment and proxies the rest.
+// ServeHTTP resolves the first path segment and proxies the rest. Any
+// path is a name to resolve: the resolver refuses impossible names and
+// bounds what unknown ones cost.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	service, rest := splitPath(r.URL.Path)
 	if service == "" {
@@ -90,19 +92,46 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ans, err := h.resolver.Resolve(r.Context(), service)
 	if err != nil {
-		w.Header().Set(SourceHeader, gateway.SourceNone.String())
-		h.log.Warn("resolve failed", "service", service, "error", err)
-		http.Error(w, fmt.Sprintf("gwsync gateway: cannot resolve service %q: %v", service, err), http.StatusServiceUnavailable)
+		h.resolveFailed(w, service, err)
 		return
 	}
 	w.Header().Set(SourceHeader, ans.Source.String())
 	inst, ok := gateway.PickWeighted(ans.Instances)
 	if !ok {
-		http.Error(w, fmt.Sprintf("gwsync gateway: service %q has no healthy instances", service), http.StatusServiceUnavailable)
+		http.Error(w, fmt.Sprintf("gwsync gateway: service %q has no healthy instances", shorten(service)), http.StatusServiceUnavailable)
 		return
 	}
 	ctx := context.WithValue(r.Context(), targetKey{}, target{host: inst.HostPort(), path: rest})
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// resolveFailed answers a failed lookup: 404 for a name no service can
+// have, 503 otherwise. Failures any client can cause at will (bad names,
+// the resolver's public budget spent) are logged at debug level only, so
+// a flood of made-up paths does not flood the log.
+func (h *Handler) resolveFailed(w http.ResponseWriter, service string, err error) {
+	w.Header().Set(SourceHeader, gateway.SourceNone.String())
+	msg := fmt.Sprintf("gwsync gateway: cannot resolve service %q: %v", shorten(service), err)
+	switch {
+	case errors.Is(err, gateway.ErrInvalidName):
+		h.log.Debug("invalid service name", "service", shorten(service))
+		http.Error(w, fmt.Sprintf("gwsync gateway: no service %q: %v", shorten(service), gateway.ErrInvalidName), http.StatusNotFound)
+		return
+	case errors.Is(err, gateway.ErrPublicBusy), errors.Is(err, context.Canceled):
+		h.log.Debug("resolve failed", "service", shorten(service), "error", err)
+	default:
+		h.log.Warn("resolve failed", "service", shorten(service), "error", err)
+	}
+	http.Error(w, msg, http.StatusServiceUnavailable)
+}
+
+// shorten bounds a client-chosen name in responses and logs.
+func shorten(s string) string {
+	const limit = 128
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "..."
 }
 
 // splitPath turns "/web/a/b" into ("web", "/a/b") and "/web" into ("web", "/").

@@ -3,6 +3,7 @@ package refgw
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -64,6 +65,8 @@ func TestHandler_ServeHTTP(t *testing.T) {
 		{name: "no instances", path: "/web/x", answer: gateway.Answer{Source: gateway.SourceLocal}, wantStatus: 503, wantSource: "local", wantBody: "no healthy instances"},
 		{name: "resolve error", path: "/web/x", err: errors.New("no cluster answered"), wantStatus: 503, wantSource: "none", wantBody: "no cluster answered"},
 		{name: "no service", path: "/", wantStatus: 404, wantBody: "no service in path"},
+		{name: "invalid name", path: "/web/x", err: fmt.Errorf("resolve: %w: empty", gateway.ErrInvalidName), wantStatus: 404, wantSource: "none", wantBody: "invalid service name"},
+		{name: "public budget spent", path: "/web/x", err: fmt.Errorf("x: %w", gateway.ErrPublicBusy), wantStatus: 503, wantSource: "none", wantBody: "rate-limited"},
 		{name: "upstream down", path: "/web/x", answer: gateway.Answer{Instances: down, Source: gateway.SourcePublic}, wantStatus: 502, wantSource: "public", wantBody: "upstream 127.0.0.1:1 failed"},
 	}
 	for _, tt := range tests {
@@ -88,5 +91,45 @@ func TestHandler_ServeHTTP(t *testing.T) {
 				t.Errorf("resolver asked for %v, want [web]", res.asked)
 			}
 		})
+	}
+}
+
+// Any path is survived: it becomes a name for the resolver (which refuses
+// impossible ones), and what goes back to the client is bounded.
+func TestHandler_AnyPath(t *testing.T) {
+	long := strings.Repeat("x", 5000)
+	tests := []struct {
+		path string
+		want string // the name the resolver is asked for; "" for none
+	}{
+		{path: "/%00marker/", want: "\x00marker"},
+		{path: "/%2e%2e/x", want: ".."},
+		{path: "/a%2Fb/c", want: "a"}, // the decoded path's first segment
+		{path: "//x", want: ""},
+		{path: "/" + long + "/x", want: long},
+		{path: "/%ff%fe/", want: "\xff\xfe"},
+	}
+	for _, tt := range tests {
+		res := &fixedResolver{err: fmt.Errorf("resolve: %w", gateway.ErrInvalidName)}
+		srv := httptest.NewServer(New(res, nil))
+		resp, err := http.Get(srv.URL + tt.path)
+		if err != nil {
+			srv.Close()
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		want := tt.want
+		switch {
+		case tt.want == "" && (len(res.asked) != 0 || resp.StatusCode != http.StatusNotFound):
+			t.Errorf("%.40s: asked %q, status %d; want no lookup and 404", tt.path, res.asked, resp.StatusCode)
+		case tt.want != "" && (len(res.asked) != 1 || res.asked[0] != want):
+			t.Errorf("%.40s: resolver asked for %.40q, want %.40q", tt.path, res.asked, want)
+		case tt.want != "" && resp.StatusCode != http.StatusNotFound:
+			t.Errorf("%.40s: status %d, want 404 for an invalid name", tt.path, resp.StatusCode)
+		case len(body) > 600:
+			t.Errorf("%.40s: %d bytes of body for a bad name, want it bounded", tt.path, len(body))
+		}
 	}
 }
