@@ -41,14 +41,21 @@ type Options struct {
 	// them with syncer/consul, tests with fakes.
 	Public Public
 	Stores map[string]Store
-	// Replica names this controller replica (in markers and status).
-	Replica string
+	// Replica names this controller replica (in markers, locks and
+	// status); AdvertiseAddr is where its admin API answers, for the
+	// other replicas (HA).
+	Replica       string
+	AdvertiseAddr string
 	// Detector, if set, is the public change feed (syncer/watch): the
 	// event path runs only with one.
 	Detector Detector
 	// Metrics, if set, are the controller's metrics, already registered
 	// (syncer/consul.Setup creates them for its own parts too).
 	Metrics *Metrics
+	// Leases, if set, is the HA coordinator: this replica writes only the
+	// gateways it holds the lock of. Without it, it writes every gateway
+	// (tests, and the single-process demo's in-process controller).
+	Leases Leases
 }
 
 // Detector is the public change feed.
@@ -71,9 +78,8 @@ type Controller struct {
 	now      func() time.Time
 	detector Detector
 	events   *events
-	// owned reports whether this replica writes a gateway (HA); nil: all.
-	ownedMu sync.RWMutex
-	owned   func(gateway string) bool
+	leases   Leases
+	replica  string
 }
 
 // New builds a Controller for cfg.
@@ -101,7 +107,8 @@ func New(cfg *config.Config, opts Options) (*Controller, error) {
 	shared := NewShared(opts.Public, SharedOptions{Window: cfg.Query.ShareWindow, BackoffMin: cfg.Retry.MinBackoff,
 		BackoffMax: cfg.Retry.MaxBackoff, Now: opts.Now,
 		OnDC: func(dc string, up bool) { m.PublicDCUp.WithLabelValues(dc).Set(boolFloat(up)) }})
-	c := &Controller{cfg: cfg, log: log, metrics: m, shared: shared, gateways: map[string]*gatewaySyncer{}, now: opts.Now}
+	c := &Controller{cfg: cfg, log: log, metrics: m, shared: shared, gateways: map[string]*gatewaySyncer{}, now: opts.Now,
+		leases: opts.Leases, replica: opts.Replica}
 	templates := &templateCache{pub: opts.Public, now: opts.Now, ok: map[string]time.Time{}}
 	for _, gc := range cfg.Gateways {
 		store, ok := opts.Stores[gc.Name]
@@ -115,8 +122,12 @@ func New(cfg *config.Config, opts Options) (*Controller, error) {
 			enc: mirror.Encoder{Gateway: gc.Name, NodePrefix: cfg.Mirror.NodePrefix},
 			log: log.With("gateway", gc.Name), metrics: m, now: opts.Now,
 			runMu: make(chan struct{}, 1), kick: make(chan struct{}, 1), applied: map[string]time.Time{}, covered: map[string]bool{},
-			status:      GatewayStatus{Name: gc.Name, SourceDatacenter: gc.SourceDatacenter, Owned: true},
+			status:      GatewayStatus{Name: gc.Name, SourceDatacenter: gc.SourceDatacenter, Owned: opts.Leases == nil},
 			failoverAny: cfg.Query.NearestN > 0, failoverDCs: cfg.Query.Datacenters,
+		}
+		if c.leases != nil {
+			name := gc.Name
+			g.onFenced = func() { c.leases.Fenced(name, g.lease.session()) }
 		}
 		c.gateways[gc.Name] = g
 		c.order = append(c.order, gc.Name)
@@ -196,9 +207,11 @@ func (c *Controller) Ready() bool {
 }
 
 func (c *Controller) isOwned(gateway string) bool {
-	c.ownedMu.RLock()
-	defer c.ownedMu.RUnlock()
-	return c.owned == nil || c.owned(gateway)
+	if c.leases == nil {
+		return true
+	}
+	g, ok := c.gateways[gateway]
+	return ok && g.lease.get() != nil
 }
 
 // Run runs every gateway's loop (schedule, retries, heartbeat) until ctx
@@ -213,6 +226,14 @@ func (c *Controller) Run(ctx context.Context) error {
 		if c.events != nil {
 			wg.Go(func() { c.eventLoop(ctx, g) })
 		}
+	}
+	if c.leases != nil {
+		wg.Go(func() {
+			if err := c.leases.Run(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("HA coordinator stopped: this replica writes nothing more", "error", err)
+			}
+		})
+		wg.Go(func() { c.followLeases(ctx) })
 	}
 	if c.detector != nil {
 		wg.Go(func() {

@@ -48,6 +48,8 @@ type gatewaySyncer struct {
 	kick chan struct{}
 	// onFenced tells the HA layer that a write was fenced.
 	onFenced func()
+	// lease is this replica's lease on the gateway (HA).
+	lease leaseState
 
 	writeMu sync.Mutex
 	writes  uint64 // commits so far (under writeMu)

@@ -25,7 +25,8 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cfgPath := fs.String("config", "", "path to the HCL configuration file (required)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log in JSON")
-	replica := fs.String("replica", "", "this replica's ID (default: ha.replica_id, else $GWSYNC_REPLICA, else the host name)")
+	replica := fs.String("replica", "", "this replica's ID, stable across restarts (default: ha.replica_id, else $"+envReplica+", else the host name)")
+	advertise := fs.String("advertise", "", "host:port where the other replicas reach this replica's admin API (default $"+envAdvertise+", else admin.address)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -48,7 +49,20 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration", "warning", w.String())
 	}
-	opts, err := consul.Setup(cfg, syncer.Options{Logger: log, Registerer: reg, Replica: *replica})
+	id, err := replicaID(*replica, cfg.HA.ReplicaID, os.Getenv, os.Hostname)
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 2
+	}
+	adv := *advertise
+	if adv == "" {
+		adv = os.Getenv(envAdvertise)
+	}
+	if adv == "" {
+		adv = cfg.Admin.Address
+	}
+	log = log.With("replica", id)
+	opts, err := consul.Setup(cfg, syncer.Options{Logger: log, Registerer: reg, Replica: id, AdvertiseAddr: adv})
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		return 1
@@ -95,4 +109,26 @@ func newLogger(name, level string, json bool, out io.Writer) (hclog.Logger, erro
 		return nil, fmt.Errorf("unknown log level %q (want trace, debug, info, warn or error)", level)
 	}
 	return hclog.New(&hclog.LoggerOptions{Name: name, Level: lvl, JSONFormat: json, Output: out}), nil
+}
+
+// Environment variables of gwsync run (the Helm chart sets them from the
+// pod's name and IP).
+const (
+	envReplica   = "GWSYNC_REPLICA"
+	envAdvertise = "GWSYNC_ADVERTISE"
+)
+
+// replicaID picks this replica's ID: the flag, the configuration, the
+// environment, the host name; in that order.
+func replicaID(flagValue, configured string, getenv func(string) string, hostname func() (string, error)) (string, error) {
+	for _, v := range []string{flagValue, configured, getenv(envReplica)} {
+		if v != "" {
+			return v, nil
+		}
+	}
+	h, err := hostname()
+	if err != nil || h == "" {
+		return "", fmt.Errorf("no replica ID: set -replica, ha.replica_id or $%s (host name: %v)", envReplica, err)
+	}
+	return h, nil
 }

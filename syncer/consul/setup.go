@@ -9,6 +9,7 @@ import (
 
 	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/syncer"
+	"github.com/gwsync/gwsync/syncer/ha"
 	"github.com/gwsync/gwsync/syncer/watch"
 )
 
@@ -45,6 +46,13 @@ func Setup(cfg *config.Config, o syncer.Options) (syncer.Options, error) {
 			Logger: log.With("gateway", g.Name), Metrics: o.Metrics,
 		})
 	}
+	if o.Replica != "" {
+		leases, err := setupHA(cfg, o)
+		if err != nil {
+			return o, err
+		}
+		o.Leases = leases
+	}
 	if !cfg.Events.Enabled {
 		return o, nil
 	}
@@ -64,4 +72,30 @@ func Setup(cfg *config.Config, o syncer.Options) (syncer.Options, error) {
 	}
 	o.Detector = det
 	return o, nil
+}
+
+// setupHA builds the coordinator: one client per dedicated cluster of its
+// own (its blocking watches on lock keys never hold the store's
+// connections).
+func setupHA(cfg *config.Config, o syncer.Options) (*ha.Coordinator, error) {
+	var gws []ha.Gateway
+	for _, g := range cfg.Gateways {
+		c, err := g.Dedicated.NewClient(config.ClientOptions{MaxConnsPerHost: 4})
+		if err != nil {
+			return nil, fmt.Errorf("gateway %s dedicated cluster (locks): %w", g.Name, err)
+		}
+		gws = append(gws, ha.Gateway{Name: g.Name, SourceDC: g.SourceDatacenter, Client: c})
+	}
+	coord, err := ha.New(ha.Options{
+		Replica: o.Replica, Address: o.AdvertiseAddr, ConfigHash: cfg.Hash(),
+		SessionTTL: cfg.HA.SessionTTL, LockDelay: cfg.HA.LockDelay,
+		// While nobody writes a gateway its marker ages: a takeover must
+		// end before resolvers distrust it.
+		MaxTakeover: cfg.Resolver.MaxMarkerAge - cfg.Mirror.MarkerInterval,
+		KVPrefix:    cfg.Mirror.KVPrefix, Gateways: gws, Logger: o.Logger, Registerer: o.Registerer,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("high availability: %w", err)
+	}
+	return coord, nil
 }

@@ -120,6 +120,7 @@ func (s setup) controller(t *testing.T) (*syncer.Controller, *prometheus.Registr
 	if !s.events {
 		opts.Detector = nil // tests drive every cycle themselves
 	}
+	opts.Leases = nil // one controller, writing every gateway (HA has tests of its own)
 	c, err := syncer.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("controller: %v", err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/hashicorp/consul/api"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 	"github.com/hashicorp/consul/sdk/freeport"
 )
@@ -72,7 +74,7 @@ func TestRun_Process(t *testing.T) {
 	}
 
 	var logs syncBuffer
-	cmd := exec.Command(bin, "run", "-config", path, "-log-level", "debug")
+	cmd := exec.Command(bin, "run", "-config", path, "-log-level", "debug", "-replica", "replica-a")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -103,6 +105,17 @@ func TestRun_Process(t *testing.T) {
 	if got := ids(mustMirror(t, g1, "web")); len(got) != 1 {
 		t.Fatalf("mirror = %v", got)
 	}
+	// It writes the gateway under its lock (HA, even alone).
+	lock := func() *api.KVPair {
+		kv, _, err := g1.Client(t).KV().Get(mirror.LockKey("gwsync/", "gw1"), nil)
+		if err != nil {
+			t.Fatalf("read lock: %v", err)
+		}
+		return kv
+	}
+	if kv := lock(); kv == nil || kv.Session == "" || !strings.Contains(string(kv.Value), `"replica-a"`) {
+		t.Fatalf("lock of gw1 = %+v, want held by replica-a", kv)
+	}
 	// The schedule picks up a change without any trigger.
 	dc1.Register(t, inst("n2", "web", "web-2", 80))
 	harness.Eventually(t, waitTimeout, func() error {
@@ -125,6 +138,9 @@ func TestRun_Process(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "controller stopped") {
 		t.Fatalf("no clean-stop log line")
+	}
+	if kv := lock(); kv != nil && kv.Session != "" {
+		t.Fatalf("lock still held after a graceful stop: %+v", kv)
 	}
 	// Validate, as CI and the chart use it.
 	out, err := exec.Command(bin, "validate", "-config", path).CombinedOutput()
