@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"github.com/hashicorp/consul/api"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+	"github.com/hashicorp/consul/sdk/freeport"
+
 	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/test/harness"
-	"github.com/hashicorp/consul/sdk/freeport"
 )
 
 // buildGwsync compiles the gwsync binary for process tests.
