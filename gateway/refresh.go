@@ -61,11 +61,18 @@ func (r *Resolver) refresh(ctx context.Context, e *entry) {
 	r.storeIf(e, held, a)
 	now := r.opts.Now()
 	var wait time.Duration
-	if a == nil || a.Source == SourceMemory || a.Source == SourceSnapshot {
+	switch {
+	case a != nil && a.Source == SourceLocal:
+		// Kept fresh by the watch; due as soon as the mirror stops being
+		// usable.
+		e.failures = 0
+		e.nextRefresh.Store(0)
+		return
+	case a == nil || a.Source == SourceMemory || a.Source == SourceSnapshot:
 		e.failures++
 		wait = backoff(r.opts.BackoffMin, r.opts.PublicPollInterval, e.failures)
 		r.log.Debug("refresh found no cluster; serving last known good", "service", e.service, "error", err)
-	} else {
+	default:
 		e.failures = 0
 		wait = jitter(r.opts.PublicPollInterval)
 	}

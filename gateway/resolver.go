@@ -26,11 +26,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 // refreshQueue bounds refreshes waiting for a worker; a lookup that finds

@@ -240,6 +240,7 @@ func (r *Resolver) storeLocal(e *entry, insts []Instance) {
 		return
 	}
 	r.store(e, &Answer{Service: e.service, Instances: insts, Source: SourceLocal, FetchedAt: r.opts.Now()})
+	e.nextRefresh.Store(0) // due as soon as the mirror stops being usable
 }
 
 // lastGood marks a held answer last-known-good. A local answer was good
