@@ -14,9 +14,9 @@ import (
 var ErrInvalidName = errors.New("invalid service name")
 
 // checkName refuses, without any network call, names that cannot be a
-// service: empty, longer than MaxServiceNameLen, or with a "." or ".."
-// path segment (Consul's router cleans those, so such a service can never
-// be read by name).
+// service: empty, longer than MaxServiceNameLen, or with an empty, "." or
+// ".." path segment (Consul's router cleans those, so such a service can
+// never be read by name; mirror.Addressable).
 func checkName(service string) error {
 	switch {
 	case service == "":
@@ -24,7 +24,7 @@ func checkName(service string) error {
 	case len(service) > MaxServiceNameLen:
 		return fmt.Errorf("resolve: %w: %d bytes, at most %d", ErrInvalidName, len(service), MaxServiceNameLen)
 	case !mirror.Addressable(service):
-		return fmt.Errorf("resolve %q: %w: a path segment is \".\" or \"..\"", service, ErrInvalidName)
+		return fmt.Errorf("resolve %q: %w: an empty, \".\" or \"..\" path segment", service, ErrInvalidName)
 	}
 	return nil
 }
@@ -45,6 +45,9 @@ func (r *Resolver) resolveSlow(ctx context.Context, service string) (Answer, err
 		a, _ := res.Val.(*Answer)
 		if res.Err != nil || a == nil {
 			r.m.lookups[SourceNone][resultError].Inc()
+			if res.Err == nil {
+				res.Err = fmt.Errorf("resolve %q: no answer", service)
+			}
 			return Answer{Service: service}, res.Err
 		}
 		if e := r.held.get(service); e != nil && e.answer.Load() == a {

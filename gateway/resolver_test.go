@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -161,4 +162,28 @@ func BenchmarkResolver_ResolveCachedParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkResolver_ResolveCachedMany is a cached Resolve with 2,000
+// services held, looked up in turn (the table's shards and maps at scale).
+func BenchmarkResolver_ResolveCachedMany(b *testing.B) {
+	r := offlineResolver(b, prometheus.NewRegistry(), nil)
+	names := make([]string, 2000)
+	for i := range names {
+		names[i] = fmt.Sprintf("svc-%04d", i)
+	}
+	markUsable(r, names...)
+	for _, s := range names {
+		r.install(s, &Answer{Service: s, Source: SourceLocal, FetchedAt: time.Now(), Instances: weighted(1, 2)})
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		a, err := r.Resolve(ctx, names[i%len(names)])
+		if err != nil || len(a.Instances) != 2 {
+			b.Fatalf("resolve: %+v, %v", a, err)
+		}
+		i++
+	}
 }
