@@ -1,0 +1,179 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gwsync/gwsync/config"
+	"github.com/gwsync/gwsync/syncer/watch"
+	"github.com/gwsync/gwsync/test/harness"
+)
+
+// fakeDetector is a change feed whose usable counts a test sets; its Run
+// only waits (tests call HandleEvent themselves).
+type fakeDetector struct {
+	mu     sync.Mutex
+	usable map[string]int // "dc|service"
+}
+
+func (d *fakeDetector) Run(ctx context.Context, sink func(watch.Event)) error {
+	<-ctx.Done()
+	return nil
+}
+
+func (d *fakeDetector) DCs() []string { return []string{"dc1", "dc2"} }
+
+func (d *fakeDetector) Usable(dc, service string) (int, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.usable[dc+"|"+service]
+	return n, ok
+}
+
+func (d *fakeDetector) set(dc, service string, n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.usable[dc+"|"+service] = n
+}
+
+// A change matters to a gateway when it is in its source DC, or in a DC
+// its query can fail over to while the last answer failed over or the
+// source DC has no usable instance (or that is not known).
+func TestController_Affects(t *testing.T) {
+	tests := []struct {
+		name string
+		// nearest: the query fails over by nearest_n (any DC).
+		nearest bool
+		// answeredBy: the DC whose instances answered the last
+		// execution ("" none: never executed, or empty).
+		answeredBy string
+		// usable: the detector's count in the source DC (-1: unknown).
+		usable  int
+		dc      string
+		service string
+		want    bool
+	}{
+		{name: "change in the source DC", dc: "dc1", service: "web", answeredBy: "dc1", usable: 2, want: true},
+		{name: "failover DC, answered by the source DC with usable instances", dc: "dc2", service: "web", answeredBy: "dc1", usable: 2},
+		{name: "failover DC, the last answer failed over", dc: "dc2", service: "web", answeredBy: "dc2", usable: 0, want: true},
+		{name: "failover DC, the source DC has no usable instance any more", dc: "dc2", service: "web", answeredBy: "dc1", usable: 0, want: true},
+		{name: "failover DC, the source DC's count is unknown", dc: "dc2", service: "web", answeredBy: "dc1", usable: -1, want: true},
+		{name: "failover DC, never answered", dc: "dc2", service: "web", usable: -1, want: true},
+		{name: "a DC outside the failover list", dc: "dc3", service: "web", answeredBy: "dc2", usable: 0},
+		{name: "any DC with nearest_n", nearest: true, dc: "dc3", service: "web", answeredBy: "dc3", usable: 0, want: true},
+		{name: "nearest_n, answered by the source DC with usable instances", nearest: true, dc: "dc3", service: "web", answeredBy: "dc1", usable: 1},
+		{name: "a service the gateway does not select", dc: "dc1", service: "consul", usable: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			det := &fakeDetector{usable: map[string]int{}}
+			e := newEnv(t, func(c *config.Config) {
+				if tt.nearest {
+					c.Query.NearestN = 2
+				}
+			})
+			e.restart(det)
+			e.pub.locked(func() { e.pub.dcs = append(e.pub.dcs, "dc3") })
+			switch tt.answeredBy {
+			case "dc1":
+				e.pub.register("dc1", inst(tt.service, "n1", "x-1", 80))
+			case "":
+			default:
+				e.pub.locked(func() { e.pub.targets["dc1"] = []string{tt.answeredBy} })
+				e.pub.register(tt.answeredBy, inst(tt.service, "m1", "x-1", 80))
+			}
+			if _, err := e.ctl.shared.Execute(e.ctx(), "dc1", tt.service, time.Time{}); err != nil {
+				e.pub.locked(func() { e.pub.templates["dc1"] = true })
+				if _, err := e.ctl.shared.Execute(e.ctx(), "dc1", tt.service, e.clock.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, ok := e.ctl.shared.AnsweredBy("dc1", tt.service); got != tt.answeredBy || ok != (tt.answeredBy != "") {
+				t.Fatalf("setup: answered by %q %v, want %q", got, ok, tt.answeredBy)
+			}
+			if tt.usable >= 0 {
+				det.set("dc1", tt.service, tt.usable)
+			}
+			if got := e.ctl.affects(e.gw, tt.dc, tt.service); got != tt.want {
+				t.Errorf("affects(%s, %s) = %v, want %v", tt.dc, tt.service, got, tt.want)
+			}
+		})
+	}
+}
+
+// A burst of events for one service costs a few executions, not one per
+// event: while the gateway's event worker reconciles, new changes wait and
+// are taken together.
+func TestController_EventsCoalesced(t *testing.T) {
+	det := &fakeDetector{usable: map[string]int{}}
+	e := newEnv(t)
+	e.restart(det)
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
+	e.full()
+	execs := e.pub.count("execute", "dc1", "web")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); e.ctl.eventLoop(ctx, e.gw) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+
+	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
+	g := newGate(e.pub, "web")
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Services: []string{"web"}, At: e.clock.Now()})
+	g.wait(t) // the first round is executing web
+	for range 99 {
+		e.ctl.HandleEvent(watch.Event{DC: "dc1", Services: []string{"web"}, At: e.clock.Now()})
+	}
+	g.open()
+	harness.Eventually(t, 10*time.Second, func() error {
+		if n := counter(e.m.EventServices.WithLabelValues(gw)); n != 2 {
+			return fmt.Errorf("%v services reconciled by events, want 2", n)
+		}
+		if n := e.pub.count("execute", "dc1", "web"); n != execs+2 {
+			return fmt.Errorf("%d executions", n-execs)
+		}
+		if len(e.ctl.events.take(gw)) > 0 {
+			return fmt.Errorf("events still pending")
+		}
+		return nil
+	})
+	cancel()
+	<-stopped
+	if n := e.pub.count("execute", "dc1", "web"); n != execs+2 {
+		t.Errorf("100 events cost %d executions, want 2", n-execs)
+	}
+	if got := counter(e.m.EventsCoalesced.WithLabelValues(gw)); got != 98 {
+		t.Errorf("coalesced %v, want 98", got)
+	}
+	if got := counter(e.m.EventsReceived.WithLabelValues("dc1")); got != 100 {
+		t.Errorf("received %v, want 100", got)
+	}
+	wantHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:81")
+}
+
+// A resync event asks every gateway that depends on its DC for a full
+// reconcile; others ignore it.
+func TestController_ResyncEvent(t *testing.T) {
+	det := &fakeDetector{usable: map[string]int{}}
+	e := newEnv(t)
+	e.restart(det)
+	e.ctl.HandleEvent(watch.Event{DC: "dc3", Resync: true})
+	if len(e.gw.kick) != 0 {
+		t.Error("a resync of a DC the gateway does not use asked for a full reconcile")
+	}
+	e.ctl.HandleEvent(watch.Event{DC: "dc2", Resync: true, At: e.clock.Now()})
+	if len(e.gw.kick) != 1 {
+		t.Error("a resync of a failover DC did not ask for a full reconcile")
+	}
+	<-e.gw.kick
+	// A full reconcile that started after the resync's changes covers them.
+	at := e.clock.Now()
+	e.full()
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Resync: true, At: at})
+	if len(e.gw.kick) != 0 {
+		t.Error("a resync already covered by a full reconcile asked for another")
+	}
+}
