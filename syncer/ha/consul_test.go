@@ -37,6 +37,7 @@ func TestConsul(t *testing.T) {
 		testKillTakeover(t, e, DefaultSessionTTL, DefaultLockDelay)
 	})
 	t.Run("CutFromOneCluster", func(t *testing.T) { t.Parallel(); testCutFromOneCluster(t, e) })
+	t.Run("RestartSameReplica", func(t *testing.T) { t.Parallel(); testRestartSameReplica(t, e) })
 	t.Run("Fence", func(t *testing.T) { t.Parallel(); testFence(t, e) })
 	t.Run("ConfigMismatch/Same", func(t *testing.T) { t.Parallel(); testConfigMismatch(t, e, true) })
 	t.Run("ConfigMismatch/Different", func(t *testing.T) { t.Parallel(); testConfigMismatch(t, e, false) })
@@ -72,32 +73,24 @@ func waitAssigned(t testing.TB, e *env, prefix string, timeout time.Duration, rs
 }
 
 func testBalanced(t *testing.T, e *env) {
+	for _, s := range e.servers { // only the replicas' writes move the index
+		s.WaitQuiet(t, 10*time.Second)
+	}
 	prefix := testPrefix(t)
 	rs := startThree(t, e, replicaConfig{prefix: prefix, proxied: true})
 	start := time.Now()
 	waitAssigned(t, e, prefix, 30*time.Second, rs...)
 	t.Logf("3 replicas, 4 gateways: balanced after %s", time.Since(start).Round(time.Millisecond))
 
-	for _, r := range rs {
-		st := r.c.Status()
-		if st.Role != RoleOwner {
-			t.Errorf("%s: role %s, want %s", r.name, st.Role, RoleOwner)
-		}
-		if len(st.Members) != 3 {
-			t.Errorf("%s: members %+v, want 3", r.name, st.Members)
-		}
-		for _, m := range st.Members {
-			if !m.ConfigMatch || len(m.Gateways) != len(e.gws) {
-				t.Errorf("%s: member %+v: want a config match seen in every cluster", r.name, m)
+	want := Assign(e.gws, names(rs))
+	harness.Eventually(t, 5*time.Second, func() error { // every replica's view catches up
+		for _, r := range rs {
+			if err := checkStatus(r, want, len(e.gws)); err != nil {
+				return err
 			}
 		}
-		for _, o := range st.Owners {
-			want := Assign(e.gws, names(rs))[o.Gateway]
-			if o.Replica != want || o.Address != want+".admin:9310" || o.Self != (want == r.name) || o.Preferred != want {
-				t.Errorf("%s: owner of %s: %+v, want replica %s", r.name, o.Gateway, o, want)
-			}
-		}
-	}
+		return nil
+	})
 	// A request for a gateway sent to a non-owner is refused with an
 	// error naming the owner.
 	var notOwner *NotOwnerError
@@ -115,29 +108,58 @@ func testBalanced(t *testing.T, e *env) {
 	for name, s := range e.servers {
 		raft[name] = s.RaftLastIndex(t)
 	}
-	renews := func(p *harness.Proxy) int {
-		return p.Count(func(r harness.Request) bool { return strings.HasPrefix(r.Path, "/v1/session/renew/") })
-	}
-	before := map[*harness.Proxy]int{}
 	for _, r := range rs {
 		for _, p := range r.proxies {
-			before[p] = renews(p)
+			p.Reset()
 		}
 	}
 	harness.Eventually(t, 3*MinSessionTTL, func() error {
-		for p, n := range before {
-			if got := renews(p) - n; got < 2 {
-				return fmt.Errorf("proxy %s: %d renewals so far", p.Addr(), got)
+		for _, r := range rs {
+			for g, p := range r.proxies {
+				if n := p.Count(func(r harness.Request) bool { return strings.HasPrefix(r.Path, "/v1/session/renew/") }); n < 2 {
+					return fmt.Errorf("%s in %s's cluster: %d renewals so far", r.name, g, n)
+				}
 			}
 		}
 		return nil
 	})
 	for name, s := range e.servers {
 		if got := s.RaftLastIndex(t); got != raft[name] {
-			t.Errorf("cluster of %s: Raft index moved from %d to %d in steady state", name, raft[name], got)
+			var writes []string
+			for _, r := range rs {
+				for _, req := range r.proxies[name].Requests() {
+					if req.Method != "GET" && !strings.HasPrefix(req.Path, "/v1/session/renew/") {
+						writes = append(writes, r.name+": "+req.Method+" "+req.Path+"?"+req.Query.Encode())
+					}
+				}
+			}
+			t.Errorf("cluster of %s: Raft index moved from %d to %d in steady state; writes sent: %v", name, raft[name], got, writes)
 		}
 	}
 	waitAssigned(t, e, prefix, time.Second, rs...)
+}
+
+// checkStatus compares a replica's view with the expected owners.
+func checkStatus(r *replica, want map[string]string, gateways int) error {
+	st := r.c.Status()
+	if st.Role != RoleOwner {
+		return fmt.Errorf("%s: role %s, want %s", r.name, st.Role, RoleOwner)
+	}
+	if len(st.Members) != 3 {
+		return fmt.Errorf("%s: members %+v, want 3", r.name, st.Members)
+	}
+	for _, m := range st.Members {
+		if !m.ConfigMatch || len(m.Gateways) != gateways {
+			return fmt.Errorf("%s: member %+v: want a config match seen in every cluster", r.name, m)
+		}
+	}
+	for _, o := range st.Owners {
+		w := want[o.Gateway]
+		if o.Replica != w || o.Address != w+".admin:9310" || o.Self != (w == r.name) || o.Preferred != w {
+			return fmt.Errorf("%s: owner of %s: %+v, want replica %s", r.name, o.Gateway, o, w)
+		}
+	}
+	return nil
 }
 
 func testGracefulTakeover(t *testing.T, e *env) {
@@ -281,6 +303,27 @@ func testCutFromOneCluster(t *testing.T, e *env) {
 	if got["edge-b"] != "r1" || got["edge-c"] != "r2" || got["edge-d"] != "r3" {
 		t.Errorf("owners %v: only edge-a should have moved", got)
 	}
+}
+
+// testRestartSameReplica kills r1 and starts it again at once under the
+// same replica ID (a pod replaced on another node): the new incarnation
+// waits for the old session's keys to expire, then gets its share back,
+// and no gateway is ever leased twice.
+func testRestartSameReplica(t *testing.T, e *env) {
+	prefix := testPrefix(t)
+	rc := replicaConfig{prefix: prefix, proxied: true}
+	old, r2 := e.startReplica(t, "r1", rc), e.startReplica(t, "r2", rc)
+	waitAssigned(t, e, prefix, 30*time.Second, old, r2)
+	old.setDown(true)
+	old.stop(t) // its releases cannot reach the clusters
+	start := time.Now()
+	fresh := e.startReplica(t, "r1", replicaConfig{prefix: prefix})
+	stop := make(chan struct{})
+	monitor := noDoubleLeases(t, stop, fresh, r2)
+	defer func() { close(stop); monitor.Wait() }()
+	bound := TakeoverBound(MinSessionTTL, 0) + 2*time.Second + MinSessionTTL/2
+	waitAssigned(t, e, prefix, bound+10*time.Second, fresh, r2)
+	t.Logf("r1 restarted under the same ID: balanced again after %s", time.Since(start).Round(time.Millisecond))
 }
 
 func testFence(t *testing.T, e *env) {

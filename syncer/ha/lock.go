@@ -191,17 +191,21 @@ func (c *Coordinator) readLock(ctx context.Context, g *gwState) bool {
 		logRetry(ctx, g, g.readFailures+1, "read lock failed", err)
 		return false
 	}
-	c.observeLock(g, pair, meta.LastIndex, true)
+	c.observeLock(g, pair, meta.LastIndex, false)
 	return true
 }
 
-// observeLock applies a read of g's lock. A watch result older than what
-// was applied (index) is ignored, unless the cluster's index went
-// backwards (reset) or it is a direct read (authoritative now).
-func (c *Coordinator) observeLock(g *gwState, pair *api.KVPair, index uint64, authoritative bool) {
+// observeLock applies a read of g's lock, from the watch or a direct read,
+// unless it is older than what was applied: reads race (a direct read sent
+// before an acquire can answer after the watch saw it), and Consul's index
+// for a single key orders its states (the key's ModifyIndex while it
+// exists, the KV table's index while it does not, which is past its
+// deletion). A watch whose index went backwards (reset: the cluster lost
+// its data) starts the order again.
+func (c *Coordinator) observeLock(g *gwState, pair *api.KVPair, index uint64, reset bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !authoritative && index < g.lockIndex {
+	if !reset && index < g.lockIndex {
 		return
 	}
 	g.lockIndex = index
@@ -218,6 +222,7 @@ func (c *Coordinator) observeLock(g *gwState, pair *api.KVPair, index uint64, au
 		g.lock.freeSince = c.now()
 	}
 	if prev.session != session || !prev.known {
+		g.log.Debug("lock holder changed", "session", session, "index", index)
 		g.failures, g.retryAt = 0, time.Time{}
 		c.notifyLocked()
 	}

@@ -66,6 +66,12 @@ func TestObserveLock_LeaseFollowsTheLock(t *testing.T) {
 	if o, _ := c.Owner("edge-a"); !o.Held || o.Self || o.Replica != "x" || o.LastEvent != eventLost {
 		t.Errorf("owner %+v: want held by x, not us, last event lost", o)
 	}
+	// A direct read that raced with the change above and answers late is
+	// as stale as a late watch result.
+	c.observeLock(g, lockPair("s1"), 10, false)
+	if o, _ := c.Owner("edge-a"); o.Self || !o.Held {
+		t.Errorf("a late read undid a newer one: %+v", o)
+	}
 	// An index that went backwards (restarted cluster) is applied.
 	c.observeLock(g, nil, 3, true)
 	if o, _ := c.Owner("edge-a"); o.Held {

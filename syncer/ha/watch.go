@@ -108,6 +108,13 @@ func (c *Coordinator) observeMembers(g *gwState, prefix string, pairs api.KVPair
 	g.members, g.released, g.loaded = seen, released, true
 	c.unionLocked(now)
 	poke(g.wake) // a member's settle time may have restarted
+	if m, ok := seen[c.opts.Replica]; g.sessionOK && (!ok || m.session != g.session) {
+		// Our key is not ours (yet): when it was just released (our
+		// previous incarnation's session expired), take it now rather
+		// than at the next renew. A failed acquire changes nothing, so
+		// this cannot loop.
+		poke(g.renewNow)
+	}
 }
 
 // unionLocked recomputes the members seen across every cluster; on a change
