@@ -3,6 +3,7 @@ package syncer
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -232,5 +233,51 @@ func TestSync_TemplateRecreated(t *testing.T) {
 	wantHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:81")
 	if n := e.pub.count("template", "dc1"); n != 2 {
 		t.Errorf("template ensured %d times, want 2", n)
+	}
+}
+
+func TestDiscovery_Merge(t *testing.T) {
+	tests := []struct {
+		name string
+		dcs  []map[string][]string
+		want map[string][]string
+	}{
+		{name: "nothing", want: map[string][]string{}},
+		{
+			name: "a service without tags exists, with an empty non-nil tag list",
+			dcs:  []map[string][]string{{"web": nil}},
+			want: map[string][]string{"web": {}},
+		},
+		{
+			name: "tags are the union across DCs, first seen first, without duplicates",
+			dcs:  []map[string][]string{{"web": {"a", "b", "a"}, "db": {}}, {"web": {"c", "a"}, "api": {"x"}}, {"web": nil}},
+			want: map[string][]string{"web": {"a", "b", "c"}, "db": {}, "api": {"x"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := discovery{tags: map[string][]string{}}
+			for _, services := range tt.dcs {
+				d.merge(services)
+			}
+			if !reflect.DeepEqual(d.tags, tt.want) {
+				t.Errorf("tags = %#v, want %#v", d.tags, tt.want)
+			}
+		})
+	}
+}
+
+// Merging never writes into the callers' tag slices.
+func TestDiscovery_MergeNoAliasing(t *testing.T) {
+	first := make([]string, 1, 4)
+	first[0] = "a"
+	d := discovery{tags: map[string][]string{}}
+	d.merge(map[string][]string{"web": first})
+	d.merge(map[string][]string{"web": {"b"}})
+	if got := first[:2]; got[1] != "" {
+		t.Errorf("merge appended into the first DC's slice: %q", got)
+	}
+	if !reflect.DeepEqual(d.tags["web"], []string{"a", "b"}) {
+		t.Errorf("tags[web] = %q", d.tags["web"])
 	}
 }
