@@ -206,3 +206,51 @@ func TestProgress_Update(t *testing.T) {
 		t.Fatal("a buffer is not a terminal")
 	}
 }
+
+// TestOps_Replicas runs two controller replicas that share two gateways
+// through their locks (real Consul): r1 writes gw1, r2 writes gw2. Status
+// names the owners; a diff or resync of gw2 sent to r1 is refused naming
+// r2, and -follow sends it to r2.
+func TestOps_Replicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real Consul servers: skipped with -short")
+	}
+	fed := harness.StartFederation(t, "dc1", "dc2")
+	dc1 := fed.Server("dc1")
+	dc1.Register(t, harness.Instance{Node: "n1", Address: "10.0.0.1", ID: "web-1", Service: "web", Port: 8080})
+	env := admintest.Start(t, admintest.Setup{Public: fed, Gateways: []string{"gw1", "gw2"}, Include: []string{"web"},
+		Token: opsToken, Replicas: []string{"r1", "r2"}})
+	r1, r2 := env.Replicas[0], env.Replicas[1]
+	at1 := []string{"-addr", r1.Addr, "-token", opsToken}
+
+	code, out, errs := gwsync(t, "status", "-addr", r1.Addr)
+	for _, re := range []string{`(?m)^replica: r1 \(mixed: writes 1 of 2 gateways\)$`, `(?m)^gw1\s+dc1\s+this replica\s+yes\s+yes\s`,
+		`(?m)^gw2\s+dc1\s+r2 at ` + regexp.QuoteMeta(r2.Addr) + `\s+-\s+-\s`} {
+		if code != 0 || !regexp.MustCompile(re).MatchString(out) {
+			t.Fatalf("status at r1 (exit %d, %s) does not match %s:\n%s", code, errs, re, out)
+		}
+	}
+
+	dc1.Register(t, harness.Instance{Node: "n1", Address: "10.0.0.1", ID: "web-1", Service: "web", Port: 8081})
+	code, out, errs = gwsync(t, append([]string{"diff", "-gateway", "gw2"}, at1...)...)
+	if code != 1 || out != "" || !strings.Contains(errs, "409 Conflict: gateway gw2 is written by replica r2 (admin API at "+r2.Addr+"), not by this replica (r1)") {
+		t.Fatalf("diff of gw2 at r1: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, out, errs = gwsync(t, append([]string{"diff", "-gateway", "gw2", "-follow"}, at1...)...)
+	if want := "gateway gw2: 0 adds, 1 update, 0 deletes (instances)\n  update  service  gwsync-dc1.n1/web-1 (web)  changed: port 8080 -> 8081\n"; code != 0 || out != want {
+		t.Fatalf("diff -follow of gw2 at r1: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errs, out, want)
+	}
+
+	code, out, errs = gwsync(t, append([]string{"resync", "-wait", "-follow"}, at1...)...)
+	for _, re := range []string{`(?m)^gw2: written by replica r2: resync [0-9a-f]{12} accepted at ` + regexp.QuoteMeta(r2.Addr) + `$`,
+		`(?m)^gw1: succeeded: 0 adds, 1 update, 0 deletes$`, `(?m)^gw2: succeeded: 0 adds, 1 update, 0 deletes$`} {
+		if code != 0 || !regexp.MustCompile(re).MatchString(out) {
+			t.Fatalf("resync -follow at r1 (exit %d, %q) does not match %s:\n%s", code, errs, re, out)
+		}
+	}
+	for _, gw := range []string{"gw1", "gw2"} {
+		if p := mirrorPort(t, env.Dedicated[gw], "web", "web-1"); p != 8081 {
+			t.Fatalf("%s after the resync: port %d, want 8081", gw, p)
+		}
+	}
+}

@@ -208,13 +208,13 @@ func TestServer(t *testing.T) {
 			t.Fatalf("status: %d %s", code, b)
 		}
 		st := decode[admin.StatusResponse](t, b)
-		if !st.Ready || len(st.Gateways) != 2 || st.Role != admin.RoleOwner {
+		if !st.Ready || len(st.Gateways) != 2 || st.Role != admin.RoleOwner || st.Replica != "admintest" {
 			t.Fatalf("status = %s", b)
 		}
 		for i, g := range st.Gateways {
 			if g.Name != []string{"gw1", "gw2"}[i] || g.SourceDatacenter != "dc1" || !g.Synced || g.Generation != 1 ||
 				g.Services != 2 || g.Instances != 3 || g.Covered != 2 || g.DeletesHeld != 0 || g.Problems != 0 ||
-				g.LastSuccess.IsZero() || g.LastError != "" || !g.Vouching || !g.Owned || g.Owner != nil {
+				g.LastSuccess.IsZero() || g.LastError != "" || !g.Vouching || !g.Owned || !reflect.DeepEqual(g.Owner, &admin.Owner{Replica: "admintest"}) {
 				t.Fatalf("gateway %d status = %+v", i, g)
 			}
 		}

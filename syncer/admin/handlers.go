@@ -28,8 +28,8 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	if s.events != nil {
 		out.Datacenters = withEvents(out.Datacenters, s.events.EventStatus())
 	}
-	out.Role = roleOf(out.Gateways)
 	s.withOwners(&out)
+	out.Role = roleOf(out.Gateways)
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -55,13 +55,15 @@ func (s *Server) ownerOf(gateway string) (*Owner, bool) {
 	return &Owner{Replica: replica, Address: address}, self
 }
 
-// withOwners names each gateway's owner in a status.
+// withOwners names each gateway's owner in a status. Ownership is the
+// one source of who writes what: Owned follows it too, so status, role
+// and the 409 of a misdirected request always agree.
 func (s *Server) withOwners(st *StatusResponse) {
 	if s.owners == nil {
 		return
 	}
 	st.Replica = s.owners.Replica()
 	for i := range st.Gateways {
-		st.Gateways[i].Owner, _ = s.ownerOf(st.Gateways[i].Name)
+		st.Gateways[i].Owner, st.Gateways[i].Owned = s.ownerOf(st.Gateways[i].Name)
 	}
 }
