@@ -16,18 +16,48 @@ import (
 // error at once.
 var ErrPublicBusy = errors.New("public lookups rate-limited")
 
+// ErrFilteredByACLs: Consul left instances out of an answer because the
+// read token may not see them (X-Consul-Results-Filtered-By-ACLs). Such
+// an answer is never taken for "no instances": a local one falls back to
+// the public cluster, an empty public one is an error.
+var ErrFilteredByACLs = errors.New("answer filtered by ACLs: the read token lacks node:read or service:read on some instances")
+
+// filteredLogEvery: every lookup of an affected service meets a filtered
+// answer; one warning a minute says what to fix without flooding the log.
+const filteredLogEvery = time.Minute
+
 // readLocal is a short, plain read of one service in the mirror.
 func (r *Resolver) readLocal(ctx context.Context, service string) ([]Instance, error) {
 	var entries []*api.ServiceEntry
+	filtered := false
 	err := r.localCall(ctx, func(ctx context.Context) error {
+		var meta *api.QueryMeta
 		var err error
-		entries, _, err = r.opts.Local.Health().Service(service, "", true, localQueryOptions(ctx, 0, 0))
+		entries, meta, err = r.opts.Local.Health().Service(service, "", true, localQueryOptions(ctx, 0, 0))
+		filtered = err == nil && meta != nil && meta.ResultsFilteredByACLs
 		return err
 	})
+	if err == nil && filtered {
+		// Outside the breaker: a live cluster answered; the token is wrong.
+		r.warnFiltered(clusterLocal, service)
+		err = ErrFilteredByACLs
+	}
 	if err != nil {
 		return nil, fmt.Errorf("local lookup %q: %w", service, err)
 	}
 	return r.fromMirror(entries), nil
+}
+
+// warnFiltered logs an ACL-filtered answer, at warn level at most once
+// every filteredLogEvery.
+func (r *Resolver) warnFiltered(cluster, service string) {
+	now, last := r.opts.Now().UnixNano(), r.filteredLoggedAt.Load()
+	if now-last < int64(filteredLogEvery) || !r.filteredLoggedAt.CompareAndSwap(last, now) {
+		r.log.Debug("answer filtered by ACLs", "cluster", cluster, "service", service)
+		return
+	}
+	r.log.Warn("answer filtered by ACLs: the read token lacks node:read or service:read on some instances; such answers are never taken for \"no instances\"",
+		"cluster", cluster, "service", service)
 }
 
 // localCall runs one short read of the local cluster: with LookupTimeout,
@@ -69,16 +99,27 @@ func (r *Resolver) queryPublic(ctx context.Context, service string) ([]Instance,
 		<-r.publicSem
 	}()
 	var resp *api.PreparedQueryExecuteResponse
+	filtered := false
 	err := r.publicBr.run(func() error {
 		q := (&api.QueryOptions{Datacenter: r.opts.SourceDatacenter, AllowStale: true}).WithContext(ctx)
+		var meta *api.QueryMeta
 		var err error
-		resp, _, err = r.opts.Public.PreparedQuery().Execute(r.opts.QueryName(service), q)
+		resp, meta, err = r.opts.Public.PreparedQuery().Execute(r.opts.QueryName(service), q)
+		filtered = err == nil && meta != nil && meta.ResultsFilteredByACLs
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("public lookup %q: %w", service, err)
 	}
-	return fromPublic(resp), nil
+	insts := fromPublic(resp)
+	if filtered {
+		// The instances it shows are real; an empty answer proves nothing.
+		r.warnFiltered(clusterPublic, service)
+		if len(insts) == 0 {
+			return nil, fmt.Errorf("public lookup %q: %w", service, ErrFilteredByACLs)
+		}
+	}
+	return insts, nil
 }
 
 // afterLocal decides what to serve once the usable mirror, which covers

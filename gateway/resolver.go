@@ -67,6 +67,10 @@ type Resolver struct {
 	started     chan struct{} // closed after the watch's first round
 	startOnce   sync.Once
 
+	// filteredLoggedAt is when an ACL-filtered answer was last logged at
+	// warn level (Unix nanoseconds).
+	filteredLoggedAt atomic.Int64
+
 	base   context.Context
 	cancel context.CancelFunc
 }

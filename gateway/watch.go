@@ -24,6 +24,8 @@ type watchState struct {
 	cov      *coverage // coverage as of covSeq; nil: read it
 	covSeq   uint64
 	failures int
+	// filtered: ACLs hid some of the records last read.
+	filtered bool
 }
 
 // watchLoop is the resolver's one long-lived request to the local
@@ -52,7 +54,7 @@ func (r *Resolver) watchLoop(ctx context.Context) {
 		if lim.Wait(ctx) != nil {
 			return
 		}
-		pairs, idx, err := r.readRecords(st.ctx, w.idx)
+		pairs, idx, filtered, err := r.readRecords(st.ctx, w.idx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -61,6 +63,7 @@ func (r *Resolver) watchLoop(ctx context.Context) {
 		}
 		r.localBr.record(err)
 		if err == nil {
+			w.filtered = filtered
 			err = r.round(ctx, pairs, idx, &w)
 		}
 		if err != nil {
@@ -74,8 +77,8 @@ func (r *Resolver) watchLoop(ctx context.Context) {
 }
 
 // readRecords is one read of the gateway's records: blocking from idx
-// (up to BlockingWait), or at once when idx is 0.
-func (r *Resolver) readRecords(ctx context.Context, idx uint64) (api.KVPairs, uint64, error) {
+// (up to BlockingWait), or at once when idx is 0. filtered: ACLs hid some.
+func (r *Resolver) readRecords(ctx context.Context, idx uint64) (pairs api.KVPairs, last uint64, filtered bool, err error) {
 	wait := r.opts.BlockingWait
 	if idx == 0 {
 		wait = 0
@@ -84,9 +87,9 @@ func (r *Resolver) readRecords(ctx context.Context, idx uint64) (api.KVPairs, ui
 	defer cancel()
 	pairs, meta, err := r.opts.Local.KV().List(mirror.GatewayPrefix(r.opts.KVPrefix, r.opts.Gateway), localQueryOptions(ctx, idx, wait))
 	if err != nil {
-		return nil, 0, fmt.Errorf("watch gateway records: %w", err)
+		return nil, 0, false, fmt.Errorf("watch gateway records: %w", err)
 	}
-	return pairs, meta.LastIndex, nil
+	return pairs, meta.LastIndex, meta.ResultsFilteredByACLs, nil
 }
 
 // round applies one successful read of the records.
@@ -118,6 +121,11 @@ func (r *Resolver) round(ctx context.Context, pairs api.KVPairs, idx uint64, w *
 // next round retries the same work.
 func (r *Resolver) apply(ctx context.Context, pairs api.KVPairs, w *watchState) error {
 	rec, prob := decodeRecords(pairs, r.opts.KVPrefix, r.opts.Gateway)
+	if prob != nil && w.filtered {
+		// Not absent: hidden. Say what the token lacks.
+		prob = &recordsProblem{reason: "gateway records hidden by ACLs (the read token lacks key:read on " +
+			mirror.GatewayPrefix(r.opts.KVPrefix, r.opts.Gateway) + ")"}
+	}
 	if prob != nil {
 		r.recordsProblem(prob, w)
 		return nil
