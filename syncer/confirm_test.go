@@ -90,10 +90,15 @@ func TestSync_EmptyAnswerConfirmation(t *testing.T) {
 				wantCounts(t, res, 0, 0, 0)
 				wantHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:80", mn("dc1", "n2")+"/web-2:80")
 			}
-			// Covered either way: a confirmed empty answer, or the
-			// last good answer kept.
-			if got := e.st.covered(t); !slices.Equal(got, []string{"api", "web"}) {
-				t.Errorf("coverage %q", got)
+			// A deleted service leaves the coverage (a reader asks the
+			// public cluster, which answers "none"); a kept one stays
+			// covered (its entries are the last good answer).
+			wantCov := []string{"api", "web"}
+			if tt.kept == "" {
+				wantCov = []string{"api"}
+			}
+			if got := e.st.covered(t); !slices.Equal(got, wantCov) {
+				t.Errorf("coverage %q, want %q", got, wantCov)
 			}
 			wantHeld(t, e.st, "api", mn("dc1", "n1")+"/api-1:90")
 		})
@@ -120,8 +125,8 @@ func TestSync_AbsentServiceConfirmed(t *testing.T) {
 		if res.Changes[0].Reason != "service no longer in any public datacenter: no usable instance in dc1, dc2 (confirmed)" {
 			t.Errorf("reason %q", res.Changes[0].Reason)
 		}
-		if got := e.st.covered(t); !slices.Equal(got, []string{"api", "web"}) {
-			t.Errorf("coverage %q: a confirmed absent service is covered (its answer, none, is the mirror's)", got)
+		if got := e.st.covered(t); !slices.Equal(got, []string{"api"}) {
+			t.Errorf("coverage %q: a deleted service stays covered (readers must ask the public cluster)", got)
 		}
 	})
 	t.Run("the catalog lags the health data", func(t *testing.T) {

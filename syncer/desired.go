@@ -83,6 +83,11 @@ func (d *discovery) merge(services map[string][]string) {
 	}
 }
 
+// errModelLoad: the mirror could not be read, so a service's answer could
+// not be compared with it (the cycle fails as a whole; the service's source
+// read did not).
+var errModelLoad = errors.New("mirror not read")
+
 // target is the outcome of reading the source for one service.
 type target struct {
 	name string
@@ -140,7 +145,7 @@ func (g *gatewaySyncer) readService(ctx context.Context, r readRequest, name str
 	t.at = ans.At
 	model, err := r.model.get(ctx)
 	if err != nil {
-		t.err = fmt.Errorf("service %q: %w", name, err)
+		t.err = fmt.Errorf("%w: %w", errModelLoad, err)
 		return t
 	}
 	switch {
@@ -286,7 +291,7 @@ func (g *gatewaySyncer) notSelected(ctx context.Context, r readRequest, t target
 	case absent:
 		model, err := r.model.get(ctx)
 		if err != nil {
-			t.err = fmt.Errorf("service %q: %w", t.name, err)
+			t.err = fmt.Errorf("%w: %w", errModelLoad, err)
 			return t
 		}
 		if !g.has(model, t.name) {

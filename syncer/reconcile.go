@@ -198,6 +198,9 @@ func (g *gatewaySyncer) readAndWrite(ctx context.Context, run *fullRun, d *disco
 	var chunk []target
 	instances := 0
 	for t := range out {
+		if errors.Is(t.err, errModelLoad) {
+			continue // the cycle fails on the mirror read itself
+		}
 		if g.classify(&run.res, &t) {
 			run.sourceComplete = false
 		}

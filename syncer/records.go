@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"time"
 
@@ -14,16 +15,17 @@ import (
 // for). The marker's heartbeat runs on a timer of its own.
 
 // coverage is the set of services the mirror is authoritative for after a
-// complete cycle: every service whose answer was written (instances, or an
-// empty answer confirmed everywhere), and services kept as they were that
-// were covered before (their entries are the last good answer). A service
-// whose empty answer was not confirmed is not covered: a reader asks the
-// public cluster instead of trusting an empty mirror.
+// complete cycle: every service whose answer, with instances, was written,
+// and services kept as they were that were covered before (their entries
+// are the last good answer). A service with no instance is not covered,
+// confirmed or not: a reader asks the public cluster (which answers "none")
+// instead of trusting an empty mirror, and coverage does not flip-flop as
+// a service's entries are deleted and it then stays empty.
 func (g *gatewaySyncer) coverage(run *fullRun) map[string]bool {
 	out := map[string]bool{}
 	for _, t := range run.targets {
 		switch {
-		case t.auth && len(t.desired) > 0, t.auth && t.confirmed:
+		case t.auth && len(t.desired) > 0:
 			out[t.name] = true
 		case !t.auth && g.covered[t.name]:
 			out[t.name] = true
@@ -51,9 +53,11 @@ func (g *gatewaySyncer) nextMarker(run *fullRun, w Write) *mirror.Marker {
 		g.marker.Services == services && g.marker.Instances == instances {
 		return nil
 	}
-	var gen uint64 = 1
+	// Generations never go back while this controller runs, even when the
+	// marker vanished with a cluster that restarted empty.
+	gen := g.snapshot().Generation + 1
 	if g.marker != nil {
-		gen = g.marker.Generation + 1
+		gen = max(gen, g.marker.Generation+1)
 	}
 	now := g.now()
 	return &mirror.Marker{Version: mirror.MarkerVersion, Gateway: g.cfg.Name, Generation: gen, SyncedAt: now, CheckedAt: now,
@@ -146,6 +150,12 @@ func (g *gatewaySyncer) heartbeat(ctx context.Context) {
 	}
 	ok, err := g.store.Heartbeat(ctx, g.now())
 	switch {
+	case errors.Is(err, ErrFenced):
+		g.metrics.Fenced.WithLabelValues(g.cfg.Name).Inc()
+		g.log.Error("marker heartbeat rejected by the HA fence: this replica no longer holds the gateway's lock")
+		if g.onFenced != nil {
+			g.onFenced()
+		}
 	case err != nil:
 		g.log.Warn("sync marker not refreshed", "error", err)
 	case !ok:

@@ -156,11 +156,11 @@ func TestSync_Fenced(t *testing.T) {
 	wantHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:81")
 }
 
-// The coverage holds exactly the services whose answer is in the mirror:
-// written ones, confirmed-empty ones, and kept ones that were covered
-// before (their entries are the last good answer); never an empty answer
-// that was not confirmed for a service the mirror does not hold, nor a
-// service none of whose instances could be mirrored.
+// The coverage holds exactly the services whose answer, with instances,
+// is in the mirror, and kept ones that were covered before (their entries
+// are the last good answer); never a service with no instance (confirmed
+// empty or not: a reader asks the public cluster), nor a service none of
+// whose instances could be mirrored.
 func TestSync_Coverage(t *testing.T) {
 	e := newEnv(t)
 	e.pub.register("dc1", inst("web", "n1", "web-1", 80), inst("gone", "n1", "gone-1", 80), inst("kept", "n2", "kept-1", 80),
@@ -199,19 +199,21 @@ func TestSync_Coverage(t *testing.T) {
 	wantKept(t, res, map[string]string{"kept": "not confirmed: dc2 has usable instances"})
 	wantHeld(t, e.st, "kept", mn("dc1", "n2")+"/kept-1:80")
 	wantHeld(t, e.st, "gone")
-	if got := e.st.covered(t); !slices.Equal(got, []string{"gone", "kept", "web"}) {
-		t.Errorf("coverage %q, want [gone kept web]", got)
+	if got := e.st.covered(t); !slices.Equal(got, []string{"kept", "web"}) {
+		t.Errorf("coverage %q, want [kept web]", got)
 	}
-	if st := e.ctl.Status().Gateways[0]; st.Covered != 3 {
+	if st := e.ctl.Status().Gateways[0]; st.Covered != 2 {
 		t.Errorf("status covered %d", st.Covered)
 	}
-	if got := e.st.feed(t).CoverageSeq; got != covSeq {
-		t.Errorf("coverage seq %d -> %d: the coverage did not change", covSeq, got)
+	if got := e.st.feed(t).CoverageSeq; got == covSeq {
+		t.Errorf("coverage seq %d unchanged: gone left the coverage", got)
+	}
+	covSeq = e.st.feed(t).CoverageSeq
+	if e.full(); e.st.feed(t).CoverageSeq != covSeq {
+		t.Errorf("the coverage changed again in the next cycle (flip-flop after a delete)")
 	}
 
-	// fresh becomes reachable: written and covered. gone, with nothing
-	// mirrored, is no longer confirmed (there is nothing to delete), so
-	// it leaves the coverage: a reader asks the public cluster for it.
+	// fresh becomes reachable: written and covered.
 	e.pub.locked(func() { e.pub.noFailover["dc2"] = false })
 	e.full()
 	if got := e.st.covered(t); !slices.Equal(got, []string{"fresh", "kept", "web"}) {

@@ -61,7 +61,7 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 	g.noteGuard(&res, v, req.DryRun)
 	w := Write{Plan: v.Plan, Touched: touched(model, v.Plan)}
 	for _, t := range targets {
-		if t.auth && (len(t.desired) > 0 || t.confirmed) && !g.covered[t.name] && !g.superseded(t) {
+		if t.auth && len(t.desired) > 0 && !g.covered[t.name] && !g.superseded(t) {
 			w.CoverAdd = append(w.CoverAdd, t.name)
 		}
 	}
