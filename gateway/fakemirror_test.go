@@ -137,7 +137,7 @@ func (e *fakeEnv) options() Options {
 		LocalBreaker:  BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: 200 * time.Millisecond},
 		PublicBreaker: BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: 200 * time.Millisecond},
 		BlockingWait:  2 * time.Second, LookupTimeout: 500 * time.Millisecond, PublicTimeout: 500 * time.Millisecond,
-		PublicPollInterval: 200 * time.Millisecond, ProbeInterval: 100 * time.Millisecond,
+		PublicPollInterval: 200 * time.Millisecond, ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond,
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
 		Logger: hclog.NewNullLogger(), Registerer: e.reg,
 	}

@@ -181,6 +181,36 @@ func (w *mirrorWriter) coverageOps() []*api.TxnOp {
 	return ops
 }
 
+// heartbeat refreshes the marker's CheckedAt, as a live controller does
+// every marker interval.
+func (w *mirrorWriter) heartbeat(t testing.TB) {
+	t.Helper()
+	w.mu.Lock()
+	m := mirror.Marker{Version: mirror.MarkerVersion, Gateway: gatewayName, Generation: w.gen, SyncedAt: w.lastSync, CheckedAt: time.Now().UTC()}
+	w.mu.Unlock()
+	w.putMarker(t, m)
+}
+
+// heartbeats runs heartbeat every period until the test ends.
+func (w *mirrorWriter) heartbeats(t testing.TB, period time.Duration) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				w.heartbeat(t)
+			}
+		}
+	}()
+	t.Cleanup(func() { close(done); <-stopped })
+}
+
 // putMarker writes a marker as given (a heartbeat, or a hand-made one).
 func (w *mirrorWriter) putMarker(t testing.TB, m mirror.Marker) {
 	t.Helper()

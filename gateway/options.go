@@ -21,11 +21,13 @@ import (
 //     Nothing else depends on it: staleness has its own timer and a hung
 //     cluster is found by the probe.
 //   - ProbeInterval 1s, ProbeTimeout 1s: a short read of the marker key
-//     every second, through the local breaker. A cluster that accepts
+//     every second (one at a time: a tick that comes while a probe waits
+//     is skipped), through the local breaker. A cluster that accepts
 //     connections but never answers fails 3 probes in a row (the breaker's
-//     default) and is abandoned about 3-4s after it hung, well before the
-//     blocking wait would notice. The probe is also what finds a recovered
-//     cluster once the breaker's OpenTimeout (5s) has passed.
+//     default), so it is abandoned 3-4s after it hung, well before the
+//     blocking wait would notice; a timeout shorter than 1s would trip on
+//     a loaded but healthy cluster. The probe is also what finds a
+//     recovered cluster once the breaker's OpenTimeout (5s) has passed.
 //   - LookupTimeout 2s bounds every short read of the local cluster (a
 //     first lookup, a re-read after a change, the coverage); a gateway
 //     request waits at most about that before it falls back to the public
@@ -209,8 +211,6 @@ func (o *Options) setDefaults() error {
 	setDur(&o.IdleTimeout, DefaultIdleTimeout)
 	setDur(&o.NegativeTTL, DefaultNegativeTTL)
 	setDur(&o.SnapshotInterval, DefaultSnapshotInterval)
-	// One probe at a time: each ends before the next is due.
-	o.ProbeTimeout = min(o.ProbeTimeout, o.ProbeInterval)
 	o.BackoffMax = max(o.BackoffMax, o.BackoffMin)
 	setInt(&o.MaxPublicInFlight, DefaultMaxPublicInFlight)
 	setInt(&o.ReadConcurrency, DefaultReadConcurrency)

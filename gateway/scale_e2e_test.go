@@ -55,6 +55,9 @@ func TestResolver_ScaleConnections(t *testing.T) {
 	e.mirror(t, insts...)
 	t.Logf("mirrored %d services in %v", scaleServices, time.Since(begin).Round(time.Millisecond))
 
+	// The controller's marker heartbeat (test options trust a marker for
+	// a minute).
+	e.mw.heartbeats(t, 10*time.Second)
 	r, _ := start(t, e.options(t, nil))
 	waitUsable(t, r)
 	proxy.Reset()
