@@ -246,3 +246,32 @@ func metricSum(t *testing.T, g prometheus.Gatherer, name string, want map[string
 	}
 	return sum
 }
+
+// gwsyncWrites fingerprints what gwsync wrote to a dedicated cluster: the
+// txns it sent (its metric) and the ModifyIndex of every owned node and
+// every key under its KV prefix. Unlike the server's Raft index, it does
+// not move with the server's own housekeeping (a fresh server appends
+// entries of its own for a while), so "nothing written" is checked exactly.
+func gwsyncWrites(t *testing.T, srv *harness.Server, reg prometheus.Gatherer, gateway string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := srv.Client(t)
+	var last uint64
+	pairs, _, err := c.KV().List("gwsync/", (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		t.Fatalf("read gwsync keys: %v", err)
+	}
+	for _, p := range pairs {
+		last = max(last, p.ModifyIndex)
+	}
+	nodes, _, err := c.Catalog().Nodes((&api.QueryOptions{NodeMeta: map[string]string{mirror.MetaManaged: mirror.ManagedValue}}).WithContext(ctx))
+	if err != nil {
+		t.Fatalf("read gwsync nodes: %v", err)
+	}
+	for _, n := range nodes {
+		last = max(last, n.ModifyIndex)
+	}
+	txns := metricSum(t, reg, "gwsync_dedicated_txns_total", map[string]string{"gateway": gateway})
+	return fmt.Sprintf("%d keys/nodes, last index %d, %v txns", len(pairs)+len(nodes), last, txns)
+}
