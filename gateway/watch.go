@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -188,9 +189,8 @@ func (r *Resolver) affected(names []string, all bool, prev, cov *coverage) []*en
 		picked[e] = true
 		if cov.has(e.service) {
 			out = append(out, e)
-		} else if a := e.answer.Load(); a != nil && a.Source == SourceLocal {
-			r.store(e, r.lastGood(a))
-			e.nextRefresh.Store(0)
+		} else {
+			r.unvouch(e)
 		}
 	}
 	if all || prev != cov {
@@ -208,7 +208,23 @@ func (r *Resolver) affected(names []string, all bool, prev, cov *coverage) []*en
 	return out
 }
 
-// reread reads services of the mirror again, ReadConcurrency at a time.
+// refused: a live cluster answered a read with a refusal about this one
+// request (an ACL-filtered answer, a 4xx other than 429).
+func refused(err error) bool {
+	return err != nil && !errors.Is(err, context.Canceled) && (errors.Is(err, ErrFilteredByACLs) || isSuccessful(err))
+}
+
+// unvouch turns a held local answer into last-known-good, due for a
+// refresh (from the public cluster) on its next lookup.
+func (r *Resolver) unvouch(e *entry) {
+	if a := e.answer.Load(); a != nil && a.Source == SourceLocal {
+		r.store(e, r.lastGood(a))
+		e.nextRefresh.Store(0)
+	}
+}
+
+// reread reads services of the mirror again, ReadConcurrency at a time. A
+// service the cluster refuses to show is unvouched, not a failed round.
 func (r *Resolver) reread(ctx context.Context, es []*entry) error {
 	sem := make(chan struct{}, r.opts.ReadConcurrency)
 	errs := make(chan error, len(es))
@@ -221,8 +237,15 @@ func (r *Resolver) reread(ctx context.Context, es []*entry) error {
 		go func() {
 			defer func() { <-sem }()
 			insts, err := r.readLocal(ctx, e.service)
-			if err == nil {
+			switch {
+			case err == nil:
 				r.storeLocal(e, insts)
+			case refused(err):
+				// The cluster answered but will not show this service
+				// (ACLs, a 4xx): retrying the round cannot help, and the
+				// mirror cannot vouch for it.
+				r.unvouch(e)
+				err = nil
 			}
 			errs <- err
 		}()

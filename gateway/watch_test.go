@@ -260,3 +260,29 @@ func TestResolver_HungLocalProbe(t *testing.T) {
 	e.local.setHang(false)
 	resolvePort(t, r, "web", 80, SourceLocal)
 }
+
+// A held service the local cluster refuses to show (ACL-filtered) after a
+// change is unvouched, not retried: the watch moves on, and later changes
+// of other services arrive at once.
+func TestWatch_RefusedServiceDoesNotStallTheFeed(t *testing.T) {
+	e := newFakeEnv(t)
+	e.mirror.set(t, "web", []int{80}, false)
+	e.mirror.set(t, "secret", []int{90}, true)
+	opts := e.options()
+	opts.Local = filteredClient(t, e.local, healthPath("secret"))
+	opts.Public = e.public.client()
+	e.public.setAnswer("gwsync-secret", publicEntries("secret", 91))
+	r := e.run(t, opts)
+	waitUsable(t, r, true)
+	resolvePort(t, r, "web", 80, SourceLocal)
+	resolvePort(t, r, "secret", 91, SourcePublic) // the filtered local read fell back
+
+	e.mirror.set(t, "secret", []int{92}, false)
+	e.mirror.set(t, "web", []int{81}, false)
+	resolvePort(t, r, "web", 81, SourceLocal)
+	reads := e.local.pathCount(healthPath("secret"))
+	<-time.After(500 * time.Millisecond) // a quiet period measured, not a synchronisation
+	if got := e.local.pathCount(healthPath("secret")) - reads; got != 0 {
+		t.Fatalf("secret read %d more times with nothing changing: the watch keeps retrying a refused read", got)
+	}
+}
