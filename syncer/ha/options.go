@@ -64,8 +64,9 @@ type Options struct {
 	// unique among live replicas). It names the membership key, so it must
 	// be a KV-safe name: 1-128 letters, digits, '-', '_' or '.'.
 	Replica string
-	// Address is where this replica's admin API answers (host:port), so the
-	// others can forward requests for the gateways it owns.
+	// Address is where this replica's admin API answers for the other
+	// replicas (host:port, e.g. the pod IP, not a loopback address), so
+	// they can forward requests for the gateways it owns.
 	Address string
 	// ConfigHash identifies the effective configuration. Replicas with
 	// another hash are reported and left alone, never fought over.
@@ -91,7 +92,8 @@ type Options struct {
 
 	Logger     hclog.Logger
 	Registerer prometheus.Registerer
-	// Now is the clock; nil means time.Now.
+	// Now is the clock of timestamps (Since) and of the timing decisions;
+	// nil means time.Now. Waiting itself uses real timers.
 	Now func() time.Time
 }
 
