@@ -12,7 +12,29 @@ func (l *loader) finalize(cfg *Config) {
 	l.lowerShareWindow(cfg)
 	l.checkSyncAge(cfg)
 	l.checkMarkerAge(cfg.Mirror.MarkerInterval, cfg.Resolver.MaxMarkerAge)
+	l.checkTakeover(cfg)
 	l.warnEventsOff(cfg)
+}
+
+// checkTakeover: while no replica writes a gateway (its writer died and the
+// lock has not been taken over yet), nobody refreshes its marker, which may
+// already be one marker_interval old. A worst-case takeover longer than
+// max_marker_age - marker_interval would make resolvers distrust a healthy
+// mirror during every takeover.
+func (l *loader) checkTakeover(cfg *Config) {
+	limit := cfg.Resolver.MaxMarkerAge - cfg.Mirror.MarkerInterval
+	if cfg.HA.TakeoverBound <= limit {
+		return
+	}
+	key, block := "session_ttl", "ha"
+	if !l.has("session_ttl", "ha") && l.has("lock_delay", "ha") {
+		key = "lock_delay"
+	}
+	if !l.has(key, block) && l.has("max_marker_age", "resolver") {
+		key, block = "max_marker_age", "resolver"
+	}
+	l.at(l.attrRange(key, block), "ha: worst-case takeover 2 x session_ttl + lock_delay = %s is longer than resolver.max_marker_age - mirror.marker_interval (%s): resolvers would distrust a healthy mirror during a takeover",
+		fmtDur(cfg.HA.TakeoverBound), fmtDur(limit))
 }
 
 // lowerShareWindow caps the share window at half the shortest schedule

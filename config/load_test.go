@@ -262,7 +262,7 @@ retry {
   max_backoff = "1ms"
 }
 resolver {
-  max_marker_age = "2001ms"
+  max_marker_age = "21s" # > 2 x marker_interval, and >= worst-case takeover + marker_interval
   max_services = 1
   idle_timeout = "1ms"
   public_rate = 0.001
@@ -295,6 +295,7 @@ events {
 resolver {
   max_services = 1000000
   public_rate = 1e6
+  max_marker_age = "3h" # a 1h session TTL needs a long marker age (the takeover rule)
 }
 ha {
   replica_id = "` + strings.Repeat("r.", 64) + `"
@@ -320,7 +321,7 @@ gateway "e" {
 		{"mirror", cfg.Mirror.TxnConcurrency, 1},
 		{"events", cfg.Events, Events{Enabled: false, Wait: time.Second, Rate: 0.001, Burst: 1}},
 		{"retry", cfg.Retry, Retry{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}},
-		{"resolver", cfg.Resolver, Resolver{MaxMarkerAge: 2001 * time.Millisecond, MaxServices: 1, IdleTimeout: time.Millisecond, PublicRate: 0.001}},
+		{"resolver", cfg.Resolver, Resolver{MaxMarkerAge: 21 * time.Second, MaxServices: 1, IdleTimeout: time.Millisecond, PublicRate: 0.001}},
 		{"ha", cfg.HA, HA{ReplicaID: "a", SessionTTL: 10 * time.Second, TakeoverBound: 20 * time.Second}},
 		{"gateway query_prefix", g.QueryPrefix, ""},
 		{"gateway local query name", g.LocalQueryName("web"), "web"},
@@ -485,4 +486,25 @@ func TestParse_TLS(t *testing.T) {
 			t.Errorf("problems at %v, want %v", got, want)
 		}
 	})
+}
+
+// The worst-case HA takeover must end before resolvers distrust a mirror
+// nobody refreshes meanwhile: the error is at the key that was written.
+func TestParse_TakeoverLongerThanMarkerAge(t *testing.T) {
+	base := "public {\n  address = \"127.0.0.1:8500\"\n}\ngateway \"g\" {\n  source_datacenter = \"dc1\"\n  dedicated {\n    address = \"127.0.0.1:9500\"\n  }\n}\n"
+	tests := []struct {
+		name, extra, at string
+	}{
+		{name: "session_ttl written", extra: "ha {\n  session_ttl = \"5m\"\n}\n", at: "t.hcl:11:17"},
+		{name: "lock_delay written", extra: "ha {\n  lock_delay = \"60s\"\n}\nresolver {\n  max_marker_age = \"80s\"\n}\n", at: "t.hcl:11:16"},
+		{name: "max_marker_age written", extra: "resolver {\n  max_marker_age = \"30s\"\n}\nmirror {\n  marker_interval = \"10s\"\n}\n", at: "t.hcl:11:20"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(base+tt.extra), "t.hcl", nil)
+			if err == nil || !strings.Contains(err.Error(), tt.at+": ha: worst-case takeover") {
+				t.Fatalf("error %v, want one at %s about the takeover", err, tt.at)
+			}
+		})
+	}
 }
