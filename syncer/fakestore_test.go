@@ -130,6 +130,11 @@ func (s *fakeStore) fencedLocked() bool {
 	return s.fence != nil && s.kv[s.fence.Key].Session != s.fence.Session
 }
 
+// Unchanged always says "changed": the fake's tests want every full
+// reconcile to reread the cluster (syncer/consul's index check is tested
+// end to end).
+func (s *fakeStore) Unchanged(ctx context.Context) (bool, error) { return false, nil }
+
 func (s *fakeStore) Load(ctx context.Context) (Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -56,10 +56,12 @@ type gatewaySyncer struct {
 	// modelMu guards the model's content for readers that do not hold
 	// writeMu (source reads consult it); writers hold both.
 	modelMu sync.RWMutex
-	model   *State               // nil: not loaded (or invalidated by a conflict)
-	applied map[string]time.Time // service -> start of the execution last applied
-	marker  *mirror.Marker       // as last loaded or written
-	covered map[string]bool      // as last loaded or written
+	model   *State // nil: not loaded (or invalidated by a conflict)
+	// loadedAt is when the model was last read in full from the cluster.
+	loadedAt time.Time
+	applied  map[string]time.Time // service -> start of the execution last applied
+	marker   *mirror.Marker       // as last loaded or written
+	covered  map[string]bool      // as last loaded or written
 
 	mu     sync.Mutex // status, never held across a network call
 	status GatewayStatus

@@ -92,6 +92,10 @@ type Store interface {
 	// LoadServices reads the owned instances of services (and their
 	// nodes), for a forced resync that must see the cluster as it is.
 	LoadServices(ctx context.Context, services []string) (Snapshot, error)
+	// Unchanged reports whether the cluster's catalog has not moved since
+	// this Store's last Load or Commit (two tiny reads), so the model is
+	// still exact and a full reconcile need not read every service.
+	Unchanged(ctx context.Context) (bool, error)
 	// Commit writes w: catalog ops in batches (a node with its services),
 	// then, in the final txn, the change feed, coverage and marker.
 	Commit(ctx context.Context, w Write) (Committed, error)

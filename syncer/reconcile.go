@@ -364,6 +364,12 @@ func (g *gatewaySyncer) fail(res Result, err error) (Result, error) {
 	return res, err
 }
 
+// fullReload: a full reconcile rereads the whole mirror at least this
+// often, even when the catalog's indexes say nothing moved, to repair a
+// write by someone else that landed right after one of ours (which the
+// index check cannot tell from ours).
+const fullReload = 30 * time.Minute
+
 // loadModel reads the mirror. For a dry run it returns a private copy;
 // otherwise it becomes the gateway's model. Event-driven commits may land
 // while the cluster is being read: if one did, it is read again under the
@@ -377,8 +383,16 @@ func (g *gatewaySyncer) loadModel(ctx context.Context, dry bool) (*State, error)
 		return &snap.State, nil
 	}
 	g.writeMu.Lock()
-	seq := g.writes
+	seq, m, loadedAt := g.writes, g.model, g.loadedAt
 	g.writeMu.Unlock()
+	// The model is exact while the cluster's catalog has not moved since
+	// this controller's last load or write: two tiny reads then replace a
+	// read of every service. Every fullReload it is reread all the same.
+	if m != nil && g.now().Sub(loadedAt) < fullReload {
+		if ok, err := g.store.Unchanged(ctx); err == nil && ok {
+			return m, nil
+		}
+	}
 	snap, err := g.store.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -393,6 +407,7 @@ func (g *gatewaySyncer) loadModel(ctx context.Context, dry bool) (*State, error)
 	g.modelMu.Lock()
 	g.model = &snap.State
 	g.modelMu.Unlock()
+	g.loadedAt = g.now()
 	g.marker, g.covered = snap.Marker, snap.Coverage
 	if g.covered == nil {
 		g.covered = map[string]bool{}

@@ -76,6 +76,15 @@ func (s *Store) Commit(ctx context.Context, w syncer.Write) (syncer.Committed, e
 	}
 	s.coverage = next.coverage
 	s.mu.Unlock()
+	if c.Ops > 0 {
+		// The catalog moved with this commit: note where it is now (a
+		// write by someone else between the commit and this read goes
+		// unseen until the model's periodic full reread).
+		cat, err := s.catalogIndex(ctx)
+		s.mu.Lock()
+		s.cat, s.catKnown = cat, err == nil
+		s.mu.Unlock()
+	}
 	return c, nil
 }
 
@@ -109,7 +118,7 @@ func (s *Store) chainCheck() []*api.TxnOp {
 // invalidate forgets the chain: the next Commit needs a Load.
 func (s *Store) invalidate() {
 	s.mu.Lock()
-	s.loaded = false
+	s.loaded, s.catKnown = false, false
 	s.mu.Unlock()
 }
 
@@ -222,6 +231,8 @@ func (s *Store) sendBatch(ctx context.Context, batch []op, records []*api.TxnOp)
 		var bad []op
 		for i, what := range res.errs {
 			switch {
+			case i < base && isPermissionDenied(what): // the token may not write the records
+				return out, fmt.Errorf("txn refused by ACLs: %s", what)
 			case i < base: // the change feed or the marker: not what we last saw
 				return out, fmt.Errorf("%w: %s", syncer.ErrConflict, what)
 			case i-base < len(batch):

@@ -43,6 +43,10 @@ type Store struct {
 	chIdx    uint64 // ModifyIndex of the change feed (0: absent)
 	mkIdx    uint64 // ModifyIndex of the marker (0: absent)
 	coverage [mirror.CoverageShards][]string
+	// cat: the catalog's node and service table indexes after the last
+	// Load or Commit (catKnown false: unknown).
+	catKnown bool
+	cat      [2]uint64
 }
 
 var _ syncer.Store = (*Store)(nil)
@@ -98,6 +102,9 @@ func (s *Store) SetFence(f syncer.Fence) {
 // gateway's records, and resets the write chain to what it read.
 func (s *Store) Load(ctx context.Context) (syncer.Snapshot, error) {
 	snap := syncer.Snapshot{State: syncer.NewState()}
+	// The catalog's indexes before the read: a change during the read
+	// moves them, so the next Unchanged says so (and the model is reread).
+	cat, catErr := s.catalogIndex(ctx)
 	cctx, cancel := s.callCtx(ctx, false)
 	nodes, _, err := s.client.Catalog().Nodes(s.qopts(cctx))
 	cancel()
@@ -112,14 +119,20 @@ func (s *Store) Load(ctx context.Context) (syncer.Snapshot, error) {
 			snap.State.Foreign[n.Node] = o
 		}
 	}
-	owned := map[string]string{mirror.MetaManaged: mirror.ManagedValue, mirror.MetaGateway: s.gateway()}
+	owned := s.owned()
 	cctx, cancel = s.callCtx(ctx, false)
 	q := s.qopts(cctx)
 	q.NodeMeta = owned
-	names, _, err := s.client.Catalog().Services(q)
+	names, meta, err := s.client.Catalog().Services(q)
 	cancel()
 	if err != nil {
 		return snap, fmt.Errorf("read services: %w", err)
+	}
+	// The node list above is filtered by design (a least-privilege token
+	// reads nodes under the node prefix only); reads of owned entries
+	// must not be.
+	if filtered(meta) {
+		return snap, fmt.Errorf("read services: %w", s.hiddenEntries(ctx))
 	}
 	list := make([]string, 0, len(names))
 	for n := range names {
@@ -134,9 +147,12 @@ func (s *Store) Load(ctx context.Context) (syncer.Snapshot, error) {
 			defer cancel()
 			q := s.qopts(cctx)
 			q.NodeMeta = owned
-			entries, _, err := s.client.Catalog().Service(name, "", q)
+			entries, meta, err := s.client.Catalog().Service(name, "", q)
 			if err != nil {
 				return fmt.Errorf("read service %q: %w", name, err)
+			}
+			if filtered(meta) {
+				return fmt.Errorf("read service %q: %w", name, s.hiddenEntries(gctx))
 			}
 			results[i] = entries
 			return nil
@@ -155,7 +171,41 @@ func (s *Store) Load(ctx context.Context) (syncer.Snapshot, error) {
 	if err := s.loadRecords(ctx, &snap); err != nil {
 		return snap, err
 	}
+	s.mu.Lock()
+	s.cat, s.catKnown = cat, catErr == nil
+	s.mu.Unlock()
 	return snap, nil
+}
+
+// Unchanged compares the catalog's node and service table indexes with the
+// ones after this Store's last Load or Commit.
+func (s *Store) Unchanged(ctx context.Context) (bool, error) {
+	cat, err := s.catalogIndex(ctx)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.catKnown && cat == s.cat, nil
+}
+
+// catalogIndex reads the node and service tables' indexes with two reads
+// whose filter matches nothing (an empty body, whatever the catalog's
+// size). The indexes move with any catalog write: ours, an operator's, a
+// restart's.
+func (s *Store) catalogIndex(ctx context.Context) ([2]uint64, error) {
+	var out [2]uint64
+	for i, q := range []struct{ path, filter string }{{"/v1/catalog/nodes", `Node == ""`}, {"/v1/catalog/services", `ServiceName == ""`}} {
+		cctx, cancel := s.callCtx(ctx, false)
+		var body any
+		meta, err := s.client.Raw().Query(q.path, &body, (&api.QueryOptions{Filter: q.filter}).WithContext(cctx))
+		cancel()
+		if err != nil {
+			return out, fmt.Errorf("read catalog index: %w", err)
+		}
+		out[i] = meta.LastIndex
+	}
+	return out, nil
 }
 
 // LoadServices reads the entries of services, owned or not (no catalog
@@ -187,13 +237,21 @@ func (s *Store) LoadServices(ctx context.Context, services []string) (syncer.Sna
 func (s *Store) loadRecords(ctx context.Context, snap *syncer.Snapshot) error {
 	cctx, cancel := s.callCtx(ctx, false)
 	defer cancel()
-	pairs, _, err := s.client.KV().List(mirror.GatewayPrefix(s.kvPrefix, s.gateway()), s.qopts(cctx))
+	prefix := mirror.GatewayPrefix(s.kvPrefix, s.gateway())
+	pairs, meta, err := s.client.KV().List(prefix, s.qopts(cctx))
 	if err != nil {
 		return fmt.Errorf("read records: %w", err)
 	}
-	cov, _, err := s.client.KV().List(mirror.CoveragePrefix(s.kvPrefix, s.gateway()), s.qopts(cctx))
+	if filtered(meta) {
+		return fmt.Errorf("read records: %w", s.hiddenKeys(prefix))
+	}
+	covPrefix := mirror.CoveragePrefix(s.kvPrefix, s.gateway())
+	cov, meta, err := s.client.KV().List(covPrefix, s.qopts(cctx))
 	if err != nil {
 		return fmt.Errorf("read coverage: %w", err)
+	}
+	if filtered(meta) {
+		return fmt.Errorf("read coverage: %w", s.hiddenKeys(covPrefix))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/test/harness"
 )
@@ -152,5 +154,54 @@ func TestFailingDCBacksOff(t *testing.T) {
 	}
 	if st := c.Status().Gateways[0]; !st.Synced {
 		t.Fatalf("status: %+v", st)
+	}
+}
+
+// TestSteadyCycleReadsLittle: a full reconcile of an unchanged mirror reads
+// the dedicated cluster with a few requests, not one per service (issue
+// 14: the cheapest correct read); an edit made by hand moves the catalog's
+// indexes, so the next cycle rereads everything and repairs it.
+func TestSteadyCycleReadsLittle(t *testing.T) {
+	fed := harness.StartFederation(t, "dc1")
+	dc1 := fed.Server("dc1")
+	g1 := harness.StartServer(t, "gw1")
+	const services = 50
+	for i := range services {
+		dc1.Register(t, inst(fmt.Sprintf("s%d", i), fmt.Sprintf("sr-%02d", i), fmt.Sprintf("sr-%02d-1", i), 80))
+	}
+	proxy := harness.NewProxy(t, g1.HTTPAddr())
+	extra := "gateway \"gw1\" {\n  source_datacenter = \"dc1\"\n  schedule = \"@every 1h\"\n  dedicated {\n    address = \"" + proxy.Addr() + "\"\n  }\n}\n"
+	c, _ := setup{publicAddr: dc1.HTTPAddr(), include: []string{"sr-*"}, extra: extra}.controller(t)
+	if res := cycle(t, c, "gw1"); !res.Complete || res.Adds != services {
+		t.Fatalf("first cycle: %+v", res)
+	}
+	proxy.Reset()
+	if res := cycle(t, c, "gw1"); !res.Complete || res.TxnOps != 0 {
+		t.Fatalf("steady cycle: %+v", res)
+	}
+	n := len(proxy.Requests())
+	t.Logf("a steady full cycle of %d services sent %d requests to the dedicated cluster", services, n)
+	if n > 5 {
+		for _, r := range proxy.Requests() {
+			t.Logf("  %s %s?%s", r.Method, r.Path, r.Query.Encode())
+		}
+		t.Fatalf("%d requests to the dedicated cluster for a steady cycle of %d services, want a few", n, services)
+	}
+	// By hand: a port changed in the mirror.
+	reg := g1.Client(t).Catalog()
+	cs, _, err := reg.Service("sr-07", "", nil)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("read mirrored sr-07: %v %d", err, len(cs))
+	}
+	e := cs[0]
+	if _, err := reg.Register(&api.CatalogRegistration{Node: e.Node, Address: e.Address, SkipNodeUpdate: true,
+		Service: &api.AgentService{ID: e.ServiceID, Service: e.ServiceName, Port: 9999, Meta: e.ServiceMeta, Weights: api.AgentWeights(e.ServiceWeights)}}, nil); err != nil {
+		t.Fatalf("edit the mirror by hand: %v", err)
+	}
+	if res := cycle(t, c, "gw1"); res.Updates != 1 {
+		t.Fatalf("the cycle after a hand edit: %+v; want it repaired", res)
+	}
+	if m := mustMirror(t, g1, "sr-07"); len(m) != 1 || m[0].Port != 80 {
+		t.Fatalf("sr-07 after the repair: %+v", m)
 	}
 }
