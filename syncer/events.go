@@ -206,7 +206,9 @@ func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
 			}
 		}
 		c.metrics.EventServices.WithLabelValues(g.cfg.Name).Add(float64(len(names)))
-		res, err := c.safeEvent(ctx, g, Request{Gateway: g.cfg.Name, Services: names, minAt: minAt})
+		lctx, cancel := c.leaseCtx(ctx, g)
+		res, err := c.safeEvent(lctx, g, Request{Gateway: g.cfg.Name, Services: names, minAt: minAt})
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}

@@ -60,19 +60,28 @@ func (c *Controller) followLeases(ctx context.Context) {
 		for _, name := range c.order {
 			g := c.gateways[name]
 			cur, ok := c.leases.Lease(name)
-			held := g.lease.get()
-			switch {
-			case ok && cur.Err() == nil && cur != held:
-				g.lease.mu.Lock()
+			valid := ok && cur.Err() == nil
+			g.lease.mu.Lock()
+			last := g.lease.lease
+			if valid && cur != last {
 				g.lease.lease = cur
-				g.lease.mu.Unlock()
+			}
+			g.lease.mu.Unlock()
+			switch {
+			case valid && cur != last:
 				g.store.SetFence(Fence{Key: cur.Key, Session: cur.Session})
 				g.setOwned(true)
 				g.log.Info("this replica now writes the gateway", "session", cur.Session)
 				g.requestFull()
-			case held != nil && (!ok || cur != held):
+			case !valid && g.snapshot().Owned:
+				// The store keeps the lost lease's fence: a write still
+				// in flight is rejected by Consul.
 				g.setOwned(false)
-				g.log.Warn("this replica no longer writes the gateway", "reason", held.Err())
+				var why error
+				if last != nil {
+					why = last.Err()
+				}
+				g.log.Warn("this replica no longer writes the gateway", "reason", why)
 			}
 		}
 		select {
@@ -81,6 +90,19 @@ func (c *Controller) followLeases(ctx context.Context) {
 		case <-changed:
 		}
 	}
+}
+
+// leaseCtx is ctx, also cancelled the moment this replica loses the
+// gateway's lease: its work stops at once (any write still sent would be
+// rejected by the fence anyway).
+func (c *Controller) leaseCtx(ctx context.Context, g *gatewaySyncer) (context.Context, context.CancelFunc) {
+	l := g.lease.get()
+	if c.leases == nil || l == nil {
+		return context.WithCancel(ctx)
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(l.Context(), cancel)
+	return lctx, func() { stop(); cancel() }
 }
 
 // Replica returns this replica's id.

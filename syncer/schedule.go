@@ -38,7 +38,9 @@ func (c *Controller) gatewayLoop(ctx context.Context, g *gatewaySyncer) {
 		default:
 		}
 		started := c.now()
-		res, err := c.safeSync(ctx, g, Request{Gateway: g.cfg.Name})
+		lctx, cancel := c.leaseCtx(ctx, g)
+		res, err := c.safeSync(lctx, g, Request{Gateway: g.cfg.Name})
+		cancel()
 		if ctx.Err() != nil {
 			g.log.Info("reconcile interrupted by shutdown")
 			return
