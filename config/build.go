@@ -241,6 +241,12 @@ func (l *loader) buildAdmin(a *rawAdmin, cfg *Config) {
 		l.at(l.attrRange("address", "admin"), "admin address %q: %v", cfg.Admin.Address, err)
 	}
 	cfg.Admin.Token = l.secret("token", a.Token, a.TokenFile, a.TokenEnv, "admin")
+	for _, h := range a.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, ":/ ") {
+			l.at(l.attrRange("allowed_hosts", "admin"), "allowed_hosts %q: a host name without port, scheme or path", h)
+		}
+	}
+	cfg.Admin.AllowedHosts = a.AllowedHosts
 }
 
 // Whether a duration key accepts zero.

@@ -172,6 +172,10 @@ func (g Gateway) LocalQueryName(service string) string { return g.QueryPrefix + 
 type Admin struct {
 	Address string
 	Token   string
+	// AllowedHosts are host names the admin API accepts in the Host header
+	// besides IP addresses, localhost and the listen address's host (a
+	// defence against DNS rebinding): the names operators reach it by.
+	AllowedHosts []string
 }
 
 // Events configures the event-driven path: blocking queries on the public

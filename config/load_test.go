@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -506,5 +507,17 @@ func TestParse_TakeoverLongerThanMarkerAge(t *testing.T) {
 				t.Fatalf("error %v, want one at %s about the takeover", err, tt.at)
 			}
 		})
+	}
+}
+
+func TestParse_AdminAllowedHosts(t *testing.T) {
+	base := "public {\n  address = \"127.0.0.1:8500\"\n}\ngateway \"g\" {\n  source_datacenter = \"dc1\"\n  dedicated {\n    address = \"127.0.0.1:9500\"\n  }\n}\n"
+	cfg, err := Parse([]byte(base+"admin {\n  allowed_hosts = [\"gwsync.internal\"]\n}\n"), "t.hcl", nil)
+	if err != nil || !slices.Equal(cfg.Admin.AllowedHosts, []string{"gwsync.internal"}) {
+		t.Fatalf("allowed_hosts = %v, %v", cfg, err)
+	}
+	_, err = Parse([]byte(base+"admin {\n  allowed_hosts = [\"gwsync.internal:9310\"]\n}\n"), "t.hcl", nil)
+	if err == nil || !strings.Contains(err.Error(), "t.hcl:11:19: allowed_hosts") {
+		t.Fatalf("error %v, want one at t.hcl:11:19", err)
 	}
 }

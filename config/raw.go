@@ -93,8 +93,9 @@ type rawGateway struct {
 }
 
 type rawAdmin struct {
-	Address   *string `hcl:"address,optional"`
-	Token     *string `hcl:"token,optional"`
+	Address      *string  `hcl:"address,optional"`
+	AllowedHosts []string `hcl:"allowed_hosts,optional"`
+	Token        *string  `hcl:"token,optional"`
 	TokenFile *string `hcl:"token_file,optional"`
 	TokenEnv  *string `hcl:"token_env,optional"`
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 
 	"github.com/hashicorp/go-hclog"
@@ -72,7 +73,12 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 		log.Error("cannot start", "error", err)
 		return 1
 	}
-	srv := admin.New(admin.Options{Controller: ctrl, Address: cfg.Admin.Address, Token: cfg.Admin.Token, Gatherer: reg, Logger: log.Named("admin")})
+	hosts := cfg.Admin.AllowedHosts
+	if h, _, err := net.SplitHostPort(adv); err == nil && h != "" {
+		hosts = append(hosts, h) // the other replicas (and -follow) reach it by that name
+	}
+	srv := admin.New(admin.Options{Controller: ctrl, Address: cfg.Admin.Address, Token: cfg.Admin.Token, AllowedHosts: hosts,
+		Gatherer: reg, Logger: log.Named("admin")})
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ctrl.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx, nil) })
