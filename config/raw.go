@@ -96,8 +96,8 @@ type rawAdmin struct {
 	Address      *string  `hcl:"address,optional"`
 	AllowedHosts []string `hcl:"allowed_hosts,optional"`
 	Token        *string  `hcl:"token,optional"`
-	TokenFile *string `hcl:"token_file,optional"`
-	TokenEnv  *string `hcl:"token_env,optional"`
+	TokenFile    *string  `hcl:"token_file,optional"`
+	TokenEnv     *string  `hcl:"token_env,optional"`
 }
 
 type rawEvents struct {
