@@ -122,7 +122,7 @@ func New(cfg *config.Config, opts Options) (*Controller, error) {
 			enc: mirror.Encoder{Gateway: gc.Name, NodePrefix: cfg.Mirror.NodePrefix},
 			log: log.With("gateway", gc.Name), metrics: m, now: opts.Now,
 			runMu: make(chan struct{}, 1), kick: make(chan struct{}, 1), applied: map[string]time.Time{}, covered: map[string]bool{},
-			status:      GatewayStatus{Name: gc.Name, SourceDatacenter: gc.SourceDatacenter, Owned: opts.Leases == nil},
+			status:      GatewayStatus{Name: gc.Name, SourceDatacenter: gc.SourceDatacenter, Owned: opts.Leases == nil, Selection: gc.Services},
 			failoverAny: cfg.Query.NearestN > 0, failoverDCs: cfg.Query.Datacenters,
 		}
 		if c.leases != nil {

@@ -96,6 +96,8 @@ type GatewayStatus struct {
 	Vouching bool
 	// Owned: this replica holds the gateway's lock and writes it.
 	Owned bool
+	// Selection is the gateway's effective service selection.
+	Selection config.Services
 }
 
 // Request asks for one reconcile of a gateway, or of some services of it.
@@ -143,6 +145,8 @@ type Result struct {
 	Errors   []string
 	Problems []string
 	Changes  []Change
+	// Selection is the gateway's effective service selection.
+	Selection config.Services
 	// Mirrored services and instances after the reconcile.
 	MirroredServices  int
 	MirroredInstances int

@@ -53,7 +53,8 @@ func (g *gatewaySyncer) sync(ctx context.Context, req Request) (Result, error) {
 }
 
 func (g *gatewaySyncer) newResult(req Request, scope string) Result {
-	return Result{Gateway: g.cfg.Name, Services: req.Services, Scope: scope, DryRun: req.DryRun, Started: g.now(), Kept: map[string]string{}}
+	return Result{Gateway: g.cfg.Name, Services: req.Services, Scope: scope, DryRun: req.DryRun, Started: g.now(), Kept: map[string]string{},
+		Selection: g.services}
 }
 
 // fullRun is the state of one full reconcile.

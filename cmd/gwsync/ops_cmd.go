@@ -181,6 +181,9 @@ func printDiff(w io.Writer, res admin.Result) {
 		scope += ", service " + res.Service
 	}
 	fmt.Fprintf(w, "%s: %s, %s, %s (instances)\n", scope, plural(res.Adds, "add"), plural(res.Updates, "update"), plural(res.Deletes, "delete"))
+	if len(res.Selection.Include)+len(res.Selection.Exclude)+len(res.Selection.Tags) > 0 {
+		fmt.Fprintf(w, "selection: %s\n", res.Selection)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range res.Changes {
 		what := c.Node

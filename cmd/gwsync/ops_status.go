@@ -94,6 +94,11 @@ func printGateways(w io.Writer, gws []admin.GatewayStatus, now time.Time) {
 	}
 	_ = tw.Flush()
 	for _, g := range gws {
+		if len(g.Selection.Include)+len(g.Selection.Exclude)+len(g.Selection.Tags) > 0 {
+			fmt.Fprintf(w, "%s selects: %s\n", g.Name, g.Selection)
+		}
+	}
+	for _, g := range gws {
 		if g.Owned && g.Problems > 0 {
 			fmt.Fprintf(w, "%s: %s could not be mirrored in the last full sync, e.g. %s\n", g.Name, plural(g.Problems, "instance"), oneLine(g.LastProblem, 120))
 		}

@@ -19,7 +19,7 @@ func TestPrintStatus(t *testing.T) {
 		Gateways: []admin.GatewayStatus{
 			{Name: "gw1", SourceDatacenter: "dc1", Synced: true, Vouching: true, Owned: true, Generation: 7, Services: 3, Covered: 4,
 				Instances: 9, Problems: 2, LastProblem: "web/web-9: name not addressable", LastSuccess: now.Add(-5 * time.Second),
-				Owner: &admin.Owner{Replica: "r1", Address: "10.0.0.1:9310"}},
+				Owner: &admin.Owner{Replica: "r1", Address: "10.0.0.1:9310"}, Selection: admin.Selection{Include: []string{"web", "api*"}, Exclude: []string{"consul"}}},
 			{Name: "gw2", SourceDatacenter: "dc2", Owner: &admin.Owner{Replica: "r2", Address: "10.0.0.2:9310"}, Generation: 3},
 			{Name: "gw3", SourceDatacenter: "dc2"},
 		},
@@ -39,6 +39,7 @@ GATEWAY  SOURCE DC  OWNER                    SYNCED  VOUCHING  GENERATION  SERVI
 gw1      dc1        this replica             yes     yes       7           3         4        9          2         0             5s ago        -
 gw2      dc2        r2 at 10.0.0.2:9310      -       -         -           -         -        -          -         -             -             -
 gw3      dc2        none (takeover pending)  -       -         -           -         -        -          -         -             -             -
+gw1 selects: include [web api*], exclude [consul]
 gw1: 2 instances could not be mirrored in the last full sync, e.g. web/web-9: name not addressable
 
 PUBLIC DC  LAST OK   FAILURES  BACKING OFF UNTIL  EVENTS                                         LAST ERROR

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -83,6 +84,25 @@ type GatewayStatus struct {
 	// Owner is the replica that writes it, when replicas share the
 	// gateways (nil without replicas, or while no replica holds it).
 	Owner *Owner `json:"owner,omitempty"`
+	// Selection is the gateway's effective service selection (its own
+	// services block, or the global one).
+	Selection Selection `json:"selection"`
+}
+
+// Selection is a gateway's effective service selection.
+type Selection struct {
+	Include []string `json:"include"`
+	Exclude []string `json:"exclude"`
+	Tags    []string `json:"tags,omitempty"`
+}
+
+// String renders a selection on one line.
+func (s Selection) String() string {
+	out := fmt.Sprintf("include %v, exclude %v", s.Include, s.Exclude)
+	if len(s.Tags) > 0 {
+		out += fmt.Sprintf(", tags %v", s.Tags)
+	}
+	return out
 }
 
 // DCHealth is the health of this replica's reads from one public DC.
@@ -220,6 +240,8 @@ type Result struct {
 	Errors      []string          `json:"errors,omitempty"`
 	Problems    []string          `json:"problems,omitempty"`
 	Changes     []Change          `json:"changes,omitempty"`
+	// Selection is the gateway's effective service selection.
+	Selection Selection `json:"selection"`
 	// Services and Instances are mirrored (as the mirror stands).
 	Services  int `json:"services"`
 	Instances int `json:"instances"`

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/syncer/watch"
 )
@@ -18,7 +19,12 @@ func fromGatewayStatus(g syncer.GatewayStatus) GatewayStatus {
 		Services: g.Services, Instances: g.Instances, Covered: g.Covered,
 		DeletesHeld: g.DeletesHeld, HeldReason: g.HeldReason, Kept: g.Kept,
 		Problems: g.Problems, LastProblem: g.LastProblem, Vouching: g.Vouching, Owned: g.Owned,
+		Selection: fromSelection(g.Selection),
 	}
+}
+
+func fromSelection(s config.Services) Selection {
+	return Selection{Include: s.Include, Exclude: s.Exclude, Tags: s.Tags}
 }
 
 func fromDCHealth(d syncer.DCHealth) DCHealth {
@@ -64,7 +70,7 @@ func fromResult(r syncer.Result, service string) Result {
 		Gateway: r.Gateway, Service: service, Scope: r.Scope, DryRun: r.DryRun, Started: r.Started, Finished: r.Finished,
 		Complete: r.Complete, Adds: r.Adds, Updates: r.Updates, Deletes: r.Deletes,
 		DeletesHeld: r.DeletesHeld, HeldReason: r.HeldReason, Kept: nonEmpty(r.Kept), Errors: r.Errors, Problems: r.Problems,
-		Services: r.MirroredServices, Instances: r.MirroredInstances, TxnOps: r.TxnOps,
+		Services: r.MirroredServices, Instances: r.MirroredInstances, TxnOps: r.TxnOps, Selection: fromSelection(r.Selection),
 	}
 	for _, c := range r.Changes {
 		out.Changes = append(out.Changes, Change{Op: string(c.Op), Kind: string(c.Kind), Node: c.Node, Service: c.Service, ID: c.ID, Reason: c.Reason})

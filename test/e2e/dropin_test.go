@@ -190,6 +190,12 @@ gateway "gw2" {
 			}
 		}
 	}
+	for _, st := range c.Status().Gateways {
+		want := map[string][]string{"gw1": {"ps-a", "ps-common"}, "gw2": {"ps-b*", "ps-common"}}[st.Name]
+		if !slices.Equal(st.Selection.Include, want) {
+			t.Fatalf("status of %s shows selection %v, want include %v", st.Name, st.Selection, want)
+		}
+	}
 	if n := proxy.Count(func(r harness.Request) bool { return r.Path == "/v1/query/gwsync-ps-common/execute" }); n != 1 {
 		t.Fatalf("ps-common executed %d times for two gateways in one share window, want 1", n)
 	}
