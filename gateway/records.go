@@ -86,15 +86,15 @@ func (c *coverage) len() int {
 }
 
 // decodeCoverage builds the coverage from a recursive read of the
-// gateway's coverage prefix. No shard at all means the coverage is not
-// known (a mirror written before coverage existed, or emptied); a shard
-// that is missing among others holds no service. A shard that cannot be
-// read, is another gateway's, or sits under the wrong key is a problem:
-// guessing could turn a covered service into "none".
+// gateway's coverage prefix. The controller writes only the shards that
+// changed, so a missing shard holds no service, and a mirror that covers
+// nothing has no shard at all: it is known to cover nothing (every lookup
+// goes to the public cluster, never "none"). A shard that cannot be read,
+// is another gateway's, or sits under the wrong key is a problem: guessing
+// could turn a covered service into "none".
 func decodeCoverage(pairs api.KVPairs, kvPrefix, gateway string) (*coverage, *recordsProblem) {
 	prefix := mirror.CoveragePrefix(kvPrefix, gateway)
 	cov := &coverage{names: map[string]struct{}{}}
-	shards := 0
 	for _, p := range pairs {
 		if p == nil || !strings.HasPrefix(p.Key, prefix) {
 			continue
@@ -112,10 +112,6 @@ func decodeCoverage(pairs api.KVPairs, kvPrefix, gateway string) (*coverage, *re
 		for _, s := range sh.Services {
 			cov.names[s] = struct{}{}
 		}
-		shards++
-	}
-	if shards == 0 {
-		return nil, &recordsProblem{reason: "coverage missing"}
 	}
 	return cov, nil
 }

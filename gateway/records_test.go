@@ -71,7 +71,7 @@ func TestDecodeCoverage(t *testing.T) {
 		{name: "two shards", pairs: api.KVPairs{shard(web, gw, "web"), shard(api1, gw, "api")}, covered: []string{"web", "api"}, not: []string{"billing", ""}},
 		{name: "a missing shard holds nothing", pairs: api.KVPairs{shard(web, gw, "web")}, covered: []string{"web"}, not: []string{"api"}},
 		{name: "empty shards", pairs: api.KVPairs{shard(0, gw)}, not: []string{"web"}},
-		{name: "no shard", problem: "coverage missing"},
+		{name: "no shard: covers nothing", not: []string{"web"}},
 		{name: "garbage", pairs: api.KVPairs{{Key: mirror.CoverageKey(kv, gw, 3), Value: []byte("[")}}, problem: "coverage unreadable"},
 		{name: "future version", pairs: api.KVPairs{{Key: mirror.CoverageKey(kv, gw, 3), Value: []byte(`{"version":7,"shard":3}`)}}, problem: "coverage unreadable"},
 		{name: "other gateway", pairs: api.KVPairs{shard(web, "other", "web")}, problem: "coverage of another gateway"},
