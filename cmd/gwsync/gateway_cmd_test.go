@@ -183,9 +183,22 @@ func gwTestMirror(t *testing.T, s *harness.Server, node, service string, port in
 	if err != nil {
 		t.Fatalf("mirror: %v", err)
 	}
+	// The records a complete sync writes with it, in one txn: the change
+	// feed, the coverage (the resolver answers only covered services from
+	// the mirror) and the marker.
 	m := mirror.Marker{Version: mirror.MarkerVersion, Gateway: "edge", Generation: 1, SyncedAt: time.Now().UTC()}
-	if _, err := c.KV().Put(&api.KVPair{Key: mirror.MarkerKey(mirror.DefaultKVPrefix, "edge"), Value: m.Encode()}, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
-		t.Fatalf("marker: %v", err)
+	ch := mirror.Changes{}.Next("edge", []string{service}, true)
+	cov := mirror.CoverageShard{Version: mirror.CoverageVersion, Gateway: "edge", Shard: mirror.ShardOf(service), Seq: ch.Seq, Services: []string{service}}
+	kv := func(key string, v []byte) *api.TxnOp {
+		return &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: key, Value: v}}
+	}
+	ok, resp, _, err := c.Txn().Txn(api.TxnOps{
+		kv(mirror.ChangesKey(mirror.DefaultKVPrefix, "edge"), ch.Encode()),
+		kv(mirror.CoverageKey(mirror.DefaultKVPrefix, "edge", cov.Shard), cov.Encode()),
+		kv(mirror.MarkerKey(mirror.DefaultKVPrefix, "edge"), m.Encode()),
+	}, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil || !ok {
+		t.Fatalf("records: %v %+v", err, resp)
 	}
 }
 
