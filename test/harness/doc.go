@@ -13,6 +13,12 @@
 // server on the ports it had. Ports come from sdk/freeport, which keeps
 // parallel test binaries from colliding.
 //
+// WithACL (default-deny ACLs, a management token, token replication in a
+// federation) and WithTLS (HTTPS only, certificates from the Consul
+// binary's own `consul tls` commands, verify_incoming everywhere) secure a
+// server or a federation (StartFederationWith) the way production runs;
+// the harness's own helpers keep working on a secured server.
+//
 // Every server is killed through t.Cleanup; if the test failed, the tail of
 // each server's log is written to the test log.
 package harness

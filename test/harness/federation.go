@@ -29,6 +29,15 @@ type Federation struct {
 // DC to every other. All servers are killed through t.Cleanup.
 func StartFederation(t testing.TB, dcs ...string) *Federation {
 	t.Helper()
+	return StartFederationWith(t, dcs)
+}
+
+// StartFederationWith is StartFederation with options applied to every
+// server (WithACL, WithTLS, WithHCL...). With ACLs, the first DC is the
+// ACL primary: every server names it as primary_datacenter, the others
+// replicate its policies and tokens (see WaitACLReplicated).
+func StartFederationWith(t testing.TB, dcs []string, opts ...Option) *Federation {
+	t.Helper()
 	if len(dcs) == 0 {
 		t.Fatal("harness: StartFederation needs at least one DC")
 	}
@@ -37,7 +46,11 @@ func StartFederation(t testing.TB, dcs ...string) *Federation {
 		if _, dup := f.servers[dc]; dup {
 			t.Fatalf("harness: StartFederation: DC %q given twice", dc)
 		}
-		f.servers[dc] = newServer(t, dc)
+		s := newServer(t, dc, opts...)
+		if s.acl != nil {
+			s.acl.primary = dcs[0]
+		}
+		f.servers[dc] = s
 	}
 	errs := make([]error, len(dcs))
 	var wg sync.WaitGroup
@@ -99,7 +112,7 @@ func (f *Federation) Restart(t testing.TB, dc string) {
 // wanAlive checks that s sees every server in peers alive in WAN gossip.
 func (s *Server) wanAlive(peers map[string]*Server) error {
 	var members []api.AgentMember
-	if err := s.getJSON("/v1/agent/members?wan=1", &members); err != nil {
+	if err := s.agentJSON("/v1/agent/members?wan=1", &members); err != nil {
 		return err
 	}
 	status := make(map[string]int, len(members))
@@ -117,7 +130,7 @@ func (s *Server) wanAlive(peers map[string]*Server) error {
 
 func (s *Server) joinWAN(addr string) error {
 	// api's Agent().Join takes no context, so the harness makes the call.
-	if err := s.do(http.MethodPut, "/v1/agent/join/"+url.PathEscape(addr)+"?wan=1", nil); err != nil {
+	if err := s.doToken(http.MethodPut, "/v1/agent/join/"+url.PathEscape(addr)+"?wan=1", s.agentToken(), nil); err != nil {
 		return fmt.Errorf("consul %s: join WAN %s: %w", s.DC, addr, err)
 	}
 	return nil

@@ -48,6 +48,12 @@ type Server struct {
 	ports serverPorts
 	log   *tailBuffer
 	api   *api.Client
+	// acl and tls are set by WithACL and WithTLS; httpc makes the
+	// harness's raw calls (TLS-aware when tls is set).
+	acl        *aclSettings
+	tls        *CA
+	serverCert certPair
+	httpc      *http.Client
 
 	mu   sync.Mutex
 	proc *process
@@ -65,8 +71,16 @@ func WithNodeName(name string) Option { return func(s *Server) { s.NodeName = na
 func WithHCL(hcl string) Option { return func(s *Server) { s.hcl = append(s.hcl, hcl) } }
 
 // WithToken sets the ACL token the harness's helpers and Client use; set it
-// with WithHCL enabling ACLs and making it the initial management token.
+// with WithHCL enabling ACLs and making it the initial management token
+// (WithACL does both).
 func WithToken(token string) Option { return func(s *Server) { s.token = token } }
+
+// WithTLS serves the HTTP API over HTTPS only, on the port HTTPAddr names
+// (plain HTTP is off), with a server certificate of the server's DC issued
+// by ca; incoming and outgoing connections (API and server RPC) must
+// present a certificate of ca, and servers verify each other's names. The
+// harness's helpers and Client use ca's client certificate.
+func WithTLS(ca *CA) Option { return func(s *Server) { s.tls = ca } }
 
 // StartServer starts a one-server cluster for datacenter dc and returns once
 // it has elected itself leader and registered its own node. The server is
@@ -106,6 +120,11 @@ func newServer(t testing.TB, dc string, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	s.httpc = plainHTTP
+	if s.tls != nil {
+		s.serverCert.cert, s.serverCert.key = s.tls.ServerCert(t, dc)
+		s.httpc = &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: s.tls.tlsConfig(t)}}
+	}
 	s.api = s.newClient(t)
 	t.Cleanup(func() {
 		s.kill()
@@ -116,9 +135,21 @@ func newServer(t testing.TB, dc string, opts ...Option) *Server {
 	return s
 }
 
-// HTTPAddr returns the HTTP API address, "127.0.0.1:port"; it stays the same
-// across Restart.
+// HTTPAddr returns the HTTP API address, "127.0.0.1:port" (HTTPS only for
+// a server started WithTLS); it stays the same across Restart.
 func (s *Server) HTTPAddr() string { return addr(s.ports.http) }
+
+// Scheme is the API's scheme: "https" for a server started WithTLS, else
+// "http".
+func (s *Server) Scheme() string {
+	if s.tls != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// URL is the API's base URL, "http(s)://127.0.0.1:port".
+func (s *Server) URL() string { return s.Scheme() + "://" + s.HTTPAddr() }
 
 // DNSAddr returns the DNS address (UDP and TCP), "127.0.0.1:port".
 func (s *Server) DNSAddr() string { return addr(s.ports.dns) }
@@ -129,20 +160,39 @@ func (s *Server) WANAddr() string { return addr(s.ports.serfWAN) }
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 // Client returns a new API client for the server, built from explicit
-// configuration (address, scheme, the WithToken token) the way gwsync builds
-// its own: nothing comes from CONSUL_HTTP_* variables.
+// configuration (address, scheme, the WithToken or WithACL token, the
+// WithTLS client certificate) the way gwsync builds its own: nothing comes
+// from CONSUL_HTTP_* variables.
 func (s *Server) Client(t testing.TB) *api.Client {
 	t.Helper()
 	return s.newClient(t)
 }
 
-func (s *Server) newClient(t testing.TB) *api.Client {
+// ClientWithToken is Client with another ACL token ("" for anonymous).
+func (s *Server) ClientWithToken(t testing.TB, token string) *api.Client {
 	t.Helper()
-	c, err := config.Cluster{Address: s.HTTPAddr(), Scheme: "http", Token: s.token}.NewClient(config.ClientOptions{})
+	c, err := s.Cluster(t, token).NewClient(config.ClientOptions{})
 	if err != nil {
 		t.Fatalf("harness: client for %s: %v", s.HTTPAddr(), err)
 	}
 	return c
+}
+
+// Cluster is how gwsync's configuration reaches the server with token:
+// address, scheme and, for a server started WithTLS, the CA and client
+// certificate.
+func (s *Server) Cluster(t testing.TB, token string) config.Cluster {
+	t.Helper()
+	c := config.Cluster{Address: s.HTTPAddr(), Scheme: s.Scheme(), Token: token, Timeout: CallTimeout}
+	if s.tls != nil {
+		c.TLS = s.tls.ClientTLS(t)
+	}
+	return c
+}
+
+func (s *Server) newClient(t testing.TB) *api.Client {
+	t.Helper()
+	return s.ClientWithToken(t, s.token)
 }
 
 // Running reports whether the server's process is alive.
@@ -212,17 +262,24 @@ func (s *Server) args() []string {
 		"-node-id", s.NodeID,
 		"-bind", "127.0.0.1",
 		"-client", "127.0.0.1",
-		"-http-port", strconv.Itoa(s.ports.http),
 		"-dns-port", strconv.Itoa(s.ports.dns),
 		"-serf-lan-port", strconv.Itoa(s.ports.serfLAN),
 		"-serf-wan-port", strconv.Itoa(s.ports.serfWAN),
 		"-server-port", strconv.Itoa(s.ports.server),
-		"-https-port", "-1",
 		"-grpc-port", "-1",
 		"-grpc-tls-port", "-1",
 		"-log-level", "info",
 		"-hcl", "connect { enabled = false }",
 		"-hcl", "ui_config { enabled = false }",
+	}
+	if s.tls != nil {
+		args = append(args, "-http-port", "-1", "-https-port", strconv.Itoa(s.ports.http),
+			"-hcl", tlsHCL(s.tls.CAFile, s.serverCert.cert, s.serverCert.key))
+	} else {
+		args = append(args, "-http-port", strconv.Itoa(s.ports.http), "-https-port", "-1")
+	}
+	if s.acl != nil {
+		args = append(args, "-hcl", s.aclHCL())
 	}
 	for _, h := range s.hcl {
 		args = append(args, "-hcl", h)
@@ -252,7 +309,9 @@ func (s *Server) start() error {
 }
 
 // ready: a leader is elected and the leader has registered this node, so
-// catalog reads and writes work.
+// catalog reads and writes work. An ACL secondary cannot resolve any token
+// before it joins the primary over the WAN, so for it a leader is enough
+// here; the federation's own checks cover the rest once it has joined.
 func (s *Server) ready() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -262,6 +321,9 @@ func (s *Server) ready() error {
 	}
 	if leader == "" {
 		return errors.New("no leader yet")
+	}
+	if s.secondary() {
+		return nil
 	}
 	node, _, err := s.api.Catalog().Node(s.NodeName, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
@@ -296,19 +358,29 @@ func (s *Server) getJSON(pathQuery string, out any) error {
 	return s.do(http.MethodGet, pathQuery, out)
 }
 
-// do sends one bodiless request with the harness token and a CallTimeout
-// deadline; out (if not nil) receives the JSON answer.
+// agentJSON GETs an /v1/agent path with the agent token (see WithACL).
+func (s *Server) agentJSON(pathQuery string, out any) error {
+	return s.doToken(http.MethodGet, pathQuery, s.agentToken(), out)
+}
+
+// do sends one bodiless request with the harness token (and, WithTLS, its
+// client certificate) and a CallTimeout deadline; out (if not nil)
+// receives the JSON answer.
 func (s *Server) do(method, pathQuery string, out any) error {
+	return s.doToken(method, pathQuery, s.token, out)
+}
+
+func (s *Server) doToken(method, pathQuery, token string, out any) error {
 	ctx, cancel := callContext()
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+s.HTTPAddr()+pathQuery, nil)
+	req, err := http.NewRequestWithContext(ctx, method, s.URL()+pathQuery, nil)
 	if err != nil {
 		return err
 	}
-	if s.token != "" {
-		req.Header.Set("X-Consul-Token", s.token)
+	if token != "" {
+		req.Header.Set("X-Consul-Token", token)
 	}
-	resp, err := plainHTTP.Do(req)
+	resp, err := s.httpc.Do(req)
 	if err != nil {
 		return err
 	}
