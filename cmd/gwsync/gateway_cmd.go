@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,22 +28,24 @@ const gatewayShutdownGrace = 10 * time.Second
 
 // runGateway runs the reference HTTP gateway for one gateway of the
 // configuration: /<service>/... is proxied to an instance the resolver picks.
+// It reads the configuration the way a gateway host must: only the public
+// block and its own gateway block, with their read tokens
+// (config.LoadGateway), so the host holds no write or admin credential.
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gwsync gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "path to the controller's HCL configuration (required)")
+	cfgPath := fs.String("config", "", "path to the HCL configuration (required; only the public block, the resolver block and this gateway's block are read)")
 	name := fs.String("gateway", "", "name of the gateway block to serve (required)")
 	listen := fs.String("listen", "127.0.0.1:8080", "address the gateway proxies on")
 	metricsListen := fs.String("metrics-listen", "", "address for /metrics and /healthz; empty serves them on -listen under /_gwsync/")
-	snapshot := fs.String("snapshot", "", "file for the resolver's last-known-good snapshot (empty: none)")
-	maxMarkerAge := fs.Duration("max-marker-age", gateway.DefaultMaxMarkerAge, "sync marker age beyond which the dedicated cluster is not trusted")
+	snapshot := fs.String("snapshot", "", "file for the resolver's last-known-good snapshot (default: resolver.snapshot_path; empty: none)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log in JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *cfgPath == "" || *name == "" || fs.NArg() > 0 || *maxMarkerAge <= 0 {
-		fmt.Fprintln(stderr, "gwsync gateway: -config FILE and -gateway NAME are required, -max-marker-age must be positive, and no positional arguments are accepted")
+	if *cfgPath == "" || *name == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "gwsync gateway: -config FILE and -gateway NAME are required, and no positional arguments are accepted")
 		fs.Usage()
 		return 2
 	}
@@ -53,29 +54,29 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "gwsync gateway: %v\n", err)
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	gw, err := config.LoadGateway(*cfgPath, *name, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "gwsync gateway: invalid configuration:\n%v\n", err)
 		return 1
 	}
-	gw, ok := cfg.Gateway(*name)
-	if !ok {
-		names := make([]string, len(cfg.Gateways))
-		for i, g := range cfg.Gateways {
-			names[i] = g.Name
-		}
-		fmt.Fprintf(stderr, "gwsync gateway: no gateway %q in %s (have: %s)\n", *name, *cfgPath, strings.Join(names, ", "))
-		return 1
+	for _, w := range gw.Warnings {
+		log.Warn("configuration", "warning", w.String())
 	}
-	local, err := gw.Dedicated.NewClient(config.ClientOptions{})
+	// Local connections: one long-lived watch, the probe, and the re-reads
+	// of changed services (gateway.DefaultReadConcurrency) with room.
+	local, err := gw.Dedicated.NewClient(config.ClientOptions{MaxConnsPerHost: gateway.DefaultReadConcurrency + 4})
 	if err != nil {
 		log.Error("dedicated cluster client", "error", err)
 		return 1
 	}
-	public, err := cfg.Public.NewClient(config.ClientOptions{MaxConnsPerHost: cfg.Public.MaxConnsPerHost})
+	public, err := gw.Public.NewClient(config.ClientOptions{MaxConnsPerHost: gw.MaxConnsPerHost})
 	if err != nil {
 		log.Error("public cluster client", "error", err)
 		return 1
+	}
+	snap := gw.SnapshotFile
+	if *snapshot != "" {
+		snap = *snapshot
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -83,13 +84,16 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		Local:             local,
 		Public:            public,
 		SourceDatacenter:  gw.SourceDatacenter,
-		QueryName:         cfg.Query.Name,
+		QueryName:         gw.QueryName,
 		Gateway:           gw.Name,
-		KVPrefix:          cfg.Mirror.KVPrefix,
-		MaxMarkerAge:      *maxMarkerAge,
-		PublicTimeout:     cfg.Public.Timeout,
-		MaxPublicInFlight: cfg.Public.MaxInFlightPerDC,
-		SnapshotPath:      *snapshot,
+		KVPrefix:          gw.KVPrefix,
+		MaxMarkerAge:      gw.Resolver.MaxMarkerAge,
+		PublicTimeout:     gw.Public.Timeout,
+		MaxPublicInFlight: gw.MaxInFlightPerDC,
+		PublicRate:        gw.Resolver.PublicRate,
+		MaxServices:       gw.Resolver.MaxServices,
+		IdleTimeout:       gw.Resolver.IdleTimeout,
+		SnapshotPath:      snap,
 		Logger:            log,
 		Registerer:        reg,
 	})

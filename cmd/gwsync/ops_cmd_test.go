@@ -107,7 +107,7 @@ func TestOps(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
-		want := "gateway gw1: 0 adds, 1 update, 0 deletes (instances)\n  update  service  gwsync-dc1.n1/web-1 (web)  changed: port 8080 -> 8081\n"
+		want := "gateway gw1: 0 adds, 1 update, 0 deletes (instances)\nselection: include [web], exclude [consul]\n  update  service  gwsync-dc1.n1/web-1 (web)  changed: port 8080 -> 8081\n"
 		if out != want {
 			t.Fatalf("diff output:\n%s\nwant:\n%s", out, want)
 		}
@@ -237,7 +237,7 @@ func TestOps_Replicas(t *testing.T) {
 		t.Fatalf("diff of gw2 at r1: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	code, out, errs = gwsync(t, append([]string{"diff", "-gateway", "gw2", "-follow"}, at1...)...)
-	if want := "gateway gw2: 0 adds, 1 update, 0 deletes (instances)\n  update  service  gwsync-dc1.n1/web-1 (web)  changed: port 8080 -> 8081\n"; code != 0 || out != want {
+	if want := "gateway gw2: 0 adds, 1 update, 0 deletes (instances)\nselection: include [web], exclude [consul]\n  update  service  gwsync-dc1.n1/web-1 (web)  changed: port 8080 -> 8081\n"; code != 0 || out != want {
 		t.Fatalf("diff -follow of gw2 at r1: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errs, out, want)
 	}
 
