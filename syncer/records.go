@@ -20,12 +20,15 @@ import (
 // are the last good answer). A service with no instance is not covered,
 // confirmed or not: a reader asks the public cluster (which answers "none")
 // instead of trusting an empty mirror, and coverage does not flip-flop as
-// a service's entries are deleted and it then stays empty.
+// a service's entries are deleted and it then stays empty. "Written" is
+// what the model holds after the cycle's commits: a service whose every
+// instance the cluster refused (a token without node write, a refused
+// node) has none there, and is not covered either.
 func (g *gatewaySyncer) coverage(run *fullRun) map[string]bool {
 	out := map[string]bool{}
 	for _, t := range run.targets {
 		switch {
-		case t.auth && len(t.desired) > 0:
+		case t.auth && len(t.desired) > 0 && g.has(run.model, t.name):
 			out[t.name] = true
 		case !t.auth && g.covered[t.name]:
 			out[t.name] = true

@@ -1,0 +1,39 @@
+package syncer
+
+import (
+	"slices"
+	"testing"
+)
+
+// A service none of whose instances the dedicated cluster took (a token
+// without node write on a fresh mirror, a refused node) is not covered:
+// the mirror would otherwise vouch for it, and a resolver would answer
+// "no instances" from the mirror for a service that has some. It is
+// covered once its instances land.
+func TestSync_RejectedServiceNotCovered(t *testing.T) {
+	e := newEnv(t)
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80), inst("api", "n2", "api-2", 90))
+	e.st.mu.Lock()
+	e.st.reject = func(o fakeOp) string {
+		if o.Node == mn("dc1", "n2") {
+			return "Permission denied: token with AccessorID 'x' lacks permission 'node:write' on \"" + o.Node + "\""
+		}
+		return ""
+	}
+	e.st.mu.Unlock()
+	if res := e.full(); !res.Complete || len(res.Problems) != 2 {
+		t.Fatalf("result %+v; want complete, the node and its service reported", res)
+	}
+	wantHeld(t, e.st, "api")
+	if got := e.st.covered(t); !slices.Equal(got, []string{"web"}) {
+		t.Fatalf("coverage %q, want only web: api has no entry in the mirror", got)
+	}
+
+	e.st.mu.Lock()
+	e.st.reject = nil
+	e.st.mu.Unlock()
+	e.full()
+	if got := e.st.covered(t); !slices.Equal(got, []string{"api", "web"}) {
+		t.Fatalf("coverage %q once api's instance landed, want api and web", got)
+	}
+}
