@@ -15,6 +15,7 @@ import (
 
 	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/gateway"
+	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -38,6 +39,7 @@ func TestACLTLS(t *testing.T) {
 		{"resolver", testSecureResolver},
 		{"rules", testLeastPrivilegeRules},
 		{"hidden service kept", testHiddenServiceKept},
+		{"fresh mirror without node write", testFreshMirrorRefused},
 		{"tls", testTLSRefusals},
 		{"process", testSecureProcess},
 		{"no token leaks", testNoTokenLeaks},
@@ -270,5 +272,54 @@ func testTLSRefusals(t *testing.T, e *secureEnv) {
 		if a, err := resolveOnce(r, "other"); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: resolve: %d instances from %s, %v; want an error containing %q", c.name, len(a.Instances), a.Source, err, c.want)
 		}
+	}
+}
+
+// A gateway deployed with a dedicated token lacking node write: on a fresh
+// (empty) mirror there is nothing to read, so the load passes and every
+// write is refused, each naming node:write. The mirror must not then
+// vouch for the services it could not write: resolvers resolve them from
+// the public cluster, never as "no instances" from the mirror.
+func testFreshMirrorRefused(t *testing.T, e *secureEnv) {
+	e.wipeMirror(t)
+	p := &e.dedicatedController
+	t.Cleanup(func() { e.setPolicy(t, p, p.render(-1)); e.converge(t) })
+	e.setPolicy(t, p, p.render(0))
+	c, _ := e.newController(t, e.cfg, &logSink{}, false)
+	res, err := syncGW1(t, c)
+	if report := describeResult(res, err); err != nil || !strings.Contains(report, "lacks permission 'node:write'") {
+		t.Fatalf("reconcile of a fresh mirror without node write:\n%s", report)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	cov, _, err := e.gw1.Client(t).KV().List(mirror.CoveragePrefix(mirror.DefaultKVPrefix, "gw1"), (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range cov {
+		if strings.Contains(string(kv.Value), "sec-") {
+			t.Fatalf("coverage %s = %s: the mirror vouches for a service it holds no entry of", kv.Key, kv.Value)
+		}
+	}
+	r, _ := e.resolver(t, e.cfg, nil)
+	wantAnswer(t, r, "sec-web", gateway.SourcePublic, 8001, 8002)
+}
+
+// wipeMirror removes everything gwsync wrote in gw1's cluster, as a
+// cluster that restarted empty (without losing its ACLs).
+func (e *secureEnv) wipeMirror(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	c := e.gw1.Client(t)
+	nodes, _, err := c.Catalog().Nodes((&api.QueryOptions{NodeMeta: map[string]string{mirror.MetaManaged: mirror.ManagedValue}}).WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		e.gw1.DeregisterNode(t, n.Node)
+	}
+	if _, err := c.KV().DeleteTree(mirror.DefaultKVPrefix, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+		t.Fatal(err)
 	}
 }
