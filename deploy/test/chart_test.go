@@ -1,6 +1,8 @@
 package test
 
 import (
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -56,11 +58,12 @@ func checkDeployment(t *testing.T, m *manifests) {
 	if d == nil {
 		t.Fatal("no Deployment")
 	}
-	if d.Spec.Replicas == nil || *d.Spec.Replicas > 1 {
-		t.Errorf("replicas %v: at most one writer per dedicated cluster", d.Spec.Replicas)
+	if d.Spec.Replicas == nil {
+		t.Error("no replicas")
 	}
-	if d.Spec.Strategy.Type != "Recreate" {
-		t.Errorf("strategy %q: a rolling update would run two writers at once", d.Spec.Strategy.Type)
+	// Replicas share the gateways through locks, so a surge pod is safe.
+	if d.Spec.Strategy.Type != "RollingUpdate" || d.Spec.Strategy.RollingUpdate == nil {
+		t.Errorf("strategy %+v: want RollingUpdate", d.Spec.Strategy)
 	}
 	pod := d.Spec.Template.Spec
 	if len(pod.Containers) != 1 {
@@ -100,6 +103,41 @@ func checkDeployment(t *testing.T, m *manifests) {
 	}
 	if token := envFrom(c, "GWSYNC_TOKEN"); token == nil || token.SecretKeyRef == nil {
 		t.Error("GWSYNC_TOKEN is not taken from the admin Secret: `kubectl exec … gwsync resync` would be refused")
+	}
+	checkReplicaEnv(t, c)
+}
+
+// checkReplicaEnv: each pod's replica ID is its name and it advertises its
+// pod IP with the admin port, both from the downward API.
+func checkReplicaEnv(t *testing.T, c corev1.Container) {
+	t.Helper()
+	if id := envFrom(c, "GWSYNC_REPLICA"); id == nil || id.FieldRef == nil || id.FieldRef.FieldPath != "metadata.name" {
+		t.Errorf("GWSYNC_REPLICA %+v: want the pod name (fieldRef metadata.name)", id)
+	}
+	if ip := envFrom(c, "POD_IP"); ip == nil || ip.FieldRef == nil || ip.FieldRef.FieldPath != "status.podIP" {
+		t.Errorf("POD_IP %+v: want fieldRef status.podIP", ip)
+	}
+	var port int32
+	for _, p := range c.Ports {
+		if p.Name == "admin" {
+			port = p.ContainerPort
+		}
+	}
+	ipAt, advAt := -1, -1
+	for i, e := range c.Env {
+		switch e.Name {
+		case "POD_IP":
+			ipAt = i
+		case "GWSYNC_ADVERTISE":
+			advAt = i
+			if want := fmt.Sprintf("$(POD_IP):%d", port); e.Value != want {
+				t.Errorf("GWSYNC_ADVERTISE = %q, want %q", e.Value, want)
+			}
+		}
+	}
+	// Kubernetes expands $(POD_IP) only from variables defined before.
+	if advAt < 0 || ipAt > advAt {
+		t.Errorf("GWSYNC_ADVERTISE (at %d) must follow POD_IP (at %d)", advAt, ipAt)
 	}
 }
 
@@ -159,5 +197,52 @@ func TestChart_ConfigChecksum(t *testing.T) {
 	}
 	if got := sum("podLabels: {a: b}"); got != base {
 		t.Error("checksum changed without a config change")
+	}
+}
+
+// TestChart_Replicas: the default runs two replicas spread over nodes;
+// anti-affinity follows podAntiAffinity unless affinity is given; the
+// admin API binds every interface so the other replicas reach it.
+func TestChart_Replicas(t *testing.T) {
+	ch := loadChart(t)
+	def := renderDecode(t, ch, "")
+	d := def.deployment
+	if *d.Spec.Replicas != 2 {
+		t.Errorf("default replicas %d, want 2", *d.Spec.Replicas)
+	}
+	if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxSurge.IntValue() != 1 || ru.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("rolling update %+v: want maxSurge 1, maxUnavailable 0", ru)
+	}
+	if def.pdb == nil || def.pdb.Spec.MaxUnavailable == nil || def.pdb.Spec.MaxUnavailable.IntValue() != 1 {
+		t.Errorf("PodDisruptionBudget %+v: want maxUnavailable 1", def.pdb)
+	}
+	if !strings.Contains(def.configMaps[fullname].Data["gwsync.hcl"], `address    = "0.0.0.0:9310"`) {
+		t.Errorf("the admin API does not bind 0.0.0.0:\n%s", def.configMaps[fullname].Data["gwsync.hcl"])
+	}
+	selector := d.Spec.Selector.MatchLabels
+	aff := d.Spec.Template.Spec.Affinity
+	if aff == nil || aff.PodAntiAffinity == nil || len(aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) != 1 ||
+		len(aff.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 0 {
+		t.Fatalf("default affinity %+v: want one preferred pod anti-affinity term", aff)
+	}
+	term := aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm
+	if term.TopologyKey != "kubernetes.io/hostname" || term.LabelSelector == nil || !maps.Equal(term.LabelSelector.MatchLabels, selector) {
+		t.Errorf("anti-affinity term %+v: want the pod's own selector per host", term)
+	}
+
+	hard := renderDecode(t, ch, "podAntiAffinity: hard\nreplicas: 3").deployment
+	if a := hard.Spec.Template.Spec.Affinity; a == nil || a.PodAntiAffinity == nil || len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 ||
+		!maps.Equal(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0].LabelSelector.MatchLabels, selector) {
+		t.Errorf("hard anti-affinity: %+v", a)
+	}
+	if *hard.Spec.Replicas != 3 {
+		t.Errorf("replicas %d, want 3", *hard.Spec.Replicas)
+	}
+	if a := renderDecode(t, ch, `podAntiAffinity: ""`).deployment.Spec.Template.Spec.Affinity; a != nil {
+		t.Errorf("podAntiAffinity \"\" still renders %+v", a)
+	}
+	own := renderDecode(t, ch, "affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: zone, operator: In, values: [a]}]}]}}}").deployment
+	if a := own.Spec.Template.Spec.Affinity; a == nil || a.NodeAffinity == nil || a.PodAntiAffinity != nil {
+		t.Errorf("an explicit affinity is not used as given: %+v", a)
 	}
 }

@@ -37,7 +37,8 @@ func TestRules_Lint(t *testing.T) {
 	}
 	// No successful sync, deletes held, public DC unreachable, stale
 	// mirror, breaker open: each condition the issue names has an alert.
-	for _, want := range []string{"GwsyncNoSuccessfulSync", "GwsyncDeletesHeld", "GwsyncPublicDCUnreachable", "GwsyncMirrorStale", "GwsyncResolverBreakerOpen"} {
+	for _, want := range []string{"GwsyncNoSuccessfulSync", "GwsyncDeletesHeld", "GwsyncPublicDCUnreachable", "GwsyncMirrorStale", "GwsyncResolverBreakerOpen",
+		"GwsyncGatewayNoOwner", "GwsyncNoReplica", "GwsyncFencedWrites", "GwsyncReplicaConfigMismatch", "GwsyncSessionDown", "GwsyncEventPathSlow", "GwsyncInstanceProblems"} {
 		if !hasAlert(groups.Groups, want) {
 			t.Errorf("no alert %s", want)
 		}

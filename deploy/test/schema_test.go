@@ -14,8 +14,18 @@ func TestChart_RejectsBadValues(t *testing.T) {
 		values string
 		want   []string // every one must appear in the error
 	}{
-		{name: "two replicas", values: `replicas: 2`,
-			want: []string{"/replicas", "maximum", "1"}},
+		{name: "negative replicas", values: `replicas: -1`,
+			want: []string{"/replicas", "minimum", "0"}},
+		{name: "unknown anti-affinity mode", values: `podAntiAffinity: strict`,
+			want: []string{"/podAntiAffinity", "value must be one of"}},
+		{name: "ha TTL without unit", values: `ha: {sessionTTL: "10"}`,
+			want: []string{"/ha/sessionTTL", "does not match pattern"}},
+		{name: "replica id is not a value", values: `ha: {replicaID: pod-0}`,
+			want: []string{"/ha", "additional properties 'replicaID' not allowed"}},
+		{name: "misspelt events key", values: `events: {enable: false}`,
+			want: []string{"/events", "additional properties 'enable' not allowed"}},
+		{name: "per-gateway services misspelt", values: `gateways: [{name: edge, sourceDatacenter: dc1, services: {includes: [web]}, dedicated: {address: "10.0.0.1:8500"}}]`,
+			want: []string{"/gateways/0/services", "additional properties 'includes' not allowed"}},
 		{name: "replicas not a number", values: `replicas: "one"`,
 			want: []string{"/replicas", "got string, want integer"}},
 		{name: "gateway without source datacenter and dedicated cluster", values: `gateways: [{name: edge}]`,

@@ -136,6 +136,19 @@ func TestChart_ConfigValues(t *testing.T) {
 			t.Errorf("mirror: %+v", cfg.Mirror)
 		case cfg.Admin.Address != "0.0.0.0:9400" || cfg.Admin.Token == "":
 			t.Errorf("admin: %+v", cfg.Admin)
+		case cfg.Public.MaxStaleness != 3*time.Second || cfg.Public.ReadToken != "placeholder-consul-public-read-token":
+			t.Errorf("public staleness and read token: %v %q", cfg.Public.MaxStaleness, cfg.Public.ReadToken)
+		case cfg.Mirror.TxnConcurrency != 4 || cfg.Mirror.MaxSyncAge != 2*time.Hour:
+			t.Errorf("mirror: %+v", cfg.Mirror)
+		case cfg.Events != config.Events{Enabled: false, Wait: 2 * time.Minute, Rate: 2.5, Burst: 20}:
+			t.Errorf("events: %+v", cfg.Events)
+		case cfg.Retry != config.Retry{MinBackoff: 2 * time.Second, MaxBackoff: time.Minute}:
+			t.Errorf("retry: %+v", cfg.Retry)
+		case cfg.Resolver.MaxMarkerAge != 4*time.Minute || cfg.Resolver.SnapshotFile("edge") != "/tmp/gwsync-edge.json" ||
+			cfg.Resolver.MaxServices != 500 || cfg.Resolver.IdleTimeout != 15*time.Minute || cfg.Resolver.PublicRate != 7.5:
+			t.Errorf("resolver: %+v", cfg.Resolver)
+		case cfg.HA.SessionTTL != 12*time.Second || cfg.HA.LockDelay != 3*time.Second || cfg.HA.ReplicaID != "":
+			t.Errorf("ha: %+v (the replica ID must come from the pod, not the ConfigMap)", cfg.HA)
 		}
 	})
 	t.Run("several-gateways", func(t *testing.T) {
@@ -154,6 +167,14 @@ func TestChart_ConfigValues(t *testing.T) {
 		}
 		if cfg.Public.Token != "placeholder-consul-public-token-token" {
 			t.Errorf("public token %q: not read from the mounted Secret", cfg.Public.Token)
+		}
+		sh := cfg.Gateways[1]
+		if sh.QueryPrefix != "sh-" || !slices.Equal(sh.Services.Include, []string{"web*"}) || !slices.Equal(sh.Services.Tags, []string{"sh"}) ||
+			sh.ReadToken != "placeholder-gateway-read-tokens-edge-sh" {
+			t.Errorf("edge_sh per-gateway settings: prefix %q, services %+v, read token %q", sh.QueryPrefix, sh.Services, sh.ReadToken)
+		}
+		if bj := cfg.Gateways[0]; bj.QueryPrefix == "sh-" || slices.Equal(bj.Services.Include, []string{"web*"}) {
+			t.Errorf("edge-bj took edge_sh's per-gateway settings: %+v", bj)
 		}
 	})
 	t.Run("tls", func(t *testing.T) {

@@ -23,6 +23,9 @@ grafanaDashboard:
 podDisruptionBudget:
   enabled: true
   minAvailable: 0
+replicas: 3
+rollingUpdate: {maxSurge: 25%, maxUnavailable: 1}
+podAntiAffinity: hard
 serviceAccount:
   annotations: {example.com/owner: platform}
 podAnnotations: {example.com/scrape: "false"}
@@ -48,9 +51,12 @@ gateways:
   - name: edge_sh
     sourceDatacenter: dc2
     schedule: "*/2 * * * *"
+    queryPrefix: sh-
+    services: {include: ["web*"], exclude: [web-canary], tags: [sh]}
     dedicated:
       address: http://consul-edge-sh.consul.svc:8500
       tokenSecret: {name: gateway-tokens, key: edge-sh}
+      readTokenSecret: {name: gateway-read-tokens, key: edge-sh}
       timeout: 3s
   - name: Edge3
     sourceDatacenter: dc-3
@@ -95,6 +101,8 @@ public:
   timeout: 2500ms
   maxInFlightPerDC: 16
   maxConnsPerHost: 100
+  maxStaleness: 3s
+  readTokenSecret: {name: consul-public-read, key: token}
 query:
   manage: false
   prefix: edge-sync-
@@ -115,6 +123,26 @@ mirror:
   kvPrefix: gwsync/edge/
   markerInterval: 30s
   readConcurrency: 8
+  txnConcurrency: 4
+  maxSyncAge: 2h
+events:
+  enabled: false
+  wait: 2m
+  rate: 2.5
+  burst: 20
+retry:
+  minBackoff: 2s
+  maxBackoff: 1m
+resolver:
+  maxMarkerAge: 4m
+  snapshotPath: /tmp/gwsync-%g.json
+  maxServices: 500
+  idleTimeout: 15m
+  publicRate: 7.5
+ha:
+  sessionTTL: 12s
+  lockDelay: 3s
+podAntiAffinity: ""
 admin:
   port: 9400
   existingSecret: ops-admin

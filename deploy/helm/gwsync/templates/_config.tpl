@@ -50,8 +50,18 @@ address = {{ include "gwsync.hclString" $c.address }}
 {{- if and $c.tokenSecret $c.tokenSecret.name }}
 token_file = "../secrets/{{ .prefix }}-token/token"
 {{- end }}
+{{- if and $c.readTokenSecret $c.readTokenSecret.name }}
+read_token_file = "../secrets/{{ .prefix }}-read-token/token"
+{{- end }}
 {{- include "gwsync.hclAttr" (dict "name" "timeout" "value" $c.timeout) }}
 {{- include "gwsync.hclTLS" (dict "prefix" .prefix "tls" $c.tls) }}
+{{- end }}
+
+{{/* A services block's attributes: dict "services" values "indent" n. */}}
+{{- define "gwsync.hclServices" -}}
+{{- include "gwsync.hclAttr" (dict "name" "include" "value" .services.include "indent" .indent) }}
+{{- include "gwsync.hclAttr" (dict "name" "exclude" "value" .services.exclude "indent" .indent) }}
+{{- include "gwsync.hclAttr" (dict "name" "tags" "value" .services.tags "indent" .indent) }}
 {{- end }}
 
 {{- define "gwsync.hcl" -}}
@@ -63,6 +73,7 @@ public {
   {{- include "gwsync.hclAttr" (dict "name" "allow_stale" "value" .Values.public.allowStale "indent" 2) }}
   {{- include "gwsync.hclAttr" (dict "name" "max_in_flight_per_dc" "value" .Values.public.maxInFlightPerDC "indent" 2) }}
   {{- include "gwsync.hclAttr" (dict "name" "max_conns_per_host" "value" .Values.public.maxConnsPerHost "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "max_staleness" "value" .Values.public.maxStaleness "indent" 2) }}
 }
 {{- with .Values.query }}
 
@@ -82,9 +93,7 @@ query {
 {{- with .Values.services }}
 
 services {
-  {{- include "gwsync.hclAttr" (dict "name" "include" "value" .include "indent" 2) }}
-  {{- include "gwsync.hclAttr" (dict "name" "exclude" "value" .exclude "indent" 2) }}
-  {{- include "gwsync.hclAttr" (dict "name" "tags" "value" .tags "indent" 2) }}
+  {{- include "gwsync.hclServices" (dict "services" . "indent" 2) }}
 }
 {{- end }}
 {{- with .Values.safety }}
@@ -101,6 +110,41 @@ mirror {
   {{- include "gwsync.hclAttr" (dict "name" "kv_prefix" "value" .kvPrefix "indent" 2) }}
   {{- include "gwsync.hclAttr" (dict "name" "marker_interval" "value" .markerInterval "indent" 2) }}
   {{- include "gwsync.hclAttr" (dict "name" "read_concurrency" "value" .readConcurrency "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "txn_concurrency" "value" .txnConcurrency "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "max_sync_age" "value" .maxSyncAge "indent" 2) }}
+}
+{{- end }}
+{{- with .Values.events }}
+
+events {
+  {{- include "gwsync.hclAttr" (dict "name" "enabled" "value" .enabled "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "wait" "value" .wait "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "rate" "value" .rate "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "burst" "value" .burst "indent" 2) }}
+}
+{{- end }}
+{{- with .Values.retry }}
+
+retry {
+  {{- include "gwsync.hclAttr" (dict "name" "min_backoff" "value" .minBackoff "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "max_backoff" "value" .maxBackoff "indent" 2) }}
+}
+{{- end }}
+{{- with .Values.resolver }}
+
+resolver {
+  {{- include "gwsync.hclAttr" (dict "name" "max_marker_age" "value" .maxMarkerAge "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "snapshot_path" "value" .snapshotPath "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "max_services" "value" .maxServices "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "idle_timeout" "value" .idleTimeout "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "public_rate" "value" .publicRate "indent" 2) }}
+}
+{{- end }}
+{{- with .Values.ha }}
+
+ha {
+  {{- include "gwsync.hclAttr" (dict "name" "session_ttl" "value" .sessionTTL "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "lock_delay" "value" .lockDelay "indent" 2) }}
 }
 {{- end }}
 {{- range $i, $g := .Values.gateways }}
@@ -108,6 +152,12 @@ mirror {
 gateway {{ include "gwsync.hclString" $g.name }} {
   source_datacenter = {{ include "gwsync.hclString" $g.sourceDatacenter }}
   {{- include "gwsync.hclAttr" (dict "name" "schedule" "value" $g.schedule "indent" 2) }}
+  {{- include "gwsync.hclAttr" (dict "name" "query_prefix" "value" $g.queryPrefix "indent" 2) }}
+  {{- with $g.services }}
+  services {
+    {{- include "gwsync.hclServices" (dict "services" . "indent" 4) }}
+  }
+  {{- end }}
   dedicated {
     {{- include "gwsync.hclCluster" (dict "prefix" (printf "gateway-%d" $i) "cluster" $g.dedicated) | nindent 4 }}
   }

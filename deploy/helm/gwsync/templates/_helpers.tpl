@@ -80,6 +80,14 @@ Output: YAML list items of {name, secret, items}.
       - key: {{ .key | default "token" }}
         path: token
 {{- end }}{{ end }}
+{{- with $c.readTokenSecret }}{{ if .name }}
+- name: {{ $.prefix }}-read-token
+  secret:
+    secretName: {{ .name }}
+    items:
+      - key: {{ .key | default "token" }}
+        path: token
+{{- end }}{{ end }}
 {{- with $c.tls }}{{ if and .enabled .secretName }}
 - name: {{ $.prefix }}-tls
   secret:
