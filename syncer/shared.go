@@ -120,6 +120,15 @@ func (s *Shared) do(ctx context.Context, key, dc string, minAt time.Time, fn fun
 // a missing query or a denied token is an answer from a live DC.
 func (s *Shared) recordLocked(dc string, err error) {
 	if dc == "" {
+		// The datacenter list is the agent's own answer: when the agent
+		// gwsync talks to does not give it (a hung or dead agent), no DC
+		// answers through it, and every cycle stops here, before any
+		// per-DC read could say so.
+		if err != nil && dcFailure(err) && s.onDC != nil {
+			for known := range s.dcs {
+				s.onDC(known, false)
+			}
+		}
 		return
 	}
 	h, ok := s.dcs[dc]
