@@ -84,7 +84,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		PublicInFlight: f.NewGaugeVec(prometheus.GaugeOpts{Name: name("public", "in_flight"),
 			Help: "Requests to a public DC currently in flight (bounded by max_in_flight_per_dc)."}, []string{"dc"}),
 		PublicDCUp: f.NewGaugeVec(prometheus.GaugeOpts{Name: name("public", "dc_up"),
-			Help: "1 if the last catalog read of the public DC succeeded, else 0."}, []string{"dc"}),
+			Help: "1 if the public DC answered gwsync's last read of it (catalog, query, change feed), else 0; every DC is 0 while the agent gwsync reads through does not answer."}, []string{"dc"}),
 		DedicatedWrites: f.NewCounterVec(prometheus.CounterOpts{Name: name("dedicated", "writes_total"),
 			Help: "Operations written to a dedicated cluster by op (node_set|node_delete|service_set|service_delete|kv_set)."}, []string{"gateway", "op"}),
 		DedicatedTxns: f.NewCounterVec(prometheus.CounterOpts{Name: name("dedicated", "txns_total"),

@@ -62,7 +62,14 @@ func Setup(cfg *config.Config, o syncer.Options) (syncer.Options, error) {
 	if err != nil {
 		return o, fmt.Errorf("public cluster (change feed): %w", err)
 	}
-	det, err := watch.New(watch.NewConsulSource(wc, cfg.Public.AllowStale), watch.Options{
+	dcUp := func(dc string, ok bool) {
+		v := 0.0
+		if ok {
+			v = 1
+		}
+		o.Metrics.PublicDCUp.WithLabelValues(dc).Set(v)
+	}
+	det, err := watch.New(newFeedHealth(watch.NewConsulSource(wc, cfg.Public.AllowStale), dcUp), watch.Options{
 		Wait: cfg.Events.Wait, Rate: cfg.Events.Rate, Burst: cfg.Events.Burst, CallTimeout: cfg.Public.Timeout,
 		BackoffMin: cfg.Retry.MinBackoff, BackoffMax: cfg.Retry.MaxBackoff, OnlyPassing: cfg.Query.OnlyPassing,
 		Logger: log, Registerer: o.Registerer,
