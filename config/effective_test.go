@@ -180,11 +180,15 @@ ha { replica_id = "r1" }
 	}
 	want := hash(t, base, "a.hcl")
 	same := map[string]string{
-		"other file name":   "b.hcl",
-		"comments, layout":  "# comment\n" + strings.ReplaceAll(base, "\n  ", "\n    "),
-		"other tokens":      strings.NewReplacer(`"pub"`, `"x"`, `"ded"`, `"y"`, `"adm"`, `"z"`, `"pub-read"`, `"w"`).Replace(base),
-		"token from env":    strings.Replace(base, `token = "pub"`, `token_env = "PUB"`, 1),
-		"other replica_id":  strings.Replace(base, `"r1"`, `"r2"`, 1),
+		"other file name":  "b.hcl",
+		"comments, layout": "# comment\n" + strings.ReplaceAll(base, "\n  ", "\n    "),
+		"other tokens":     strings.NewReplacer(`"pub"`, `"x"`, `"ded"`, `"y"`, `"adm"`, `"z"`, `"pub-read"`, `"w"`).Replace(base),
+		"token from env":   strings.Replace(base, `token = "pub"`, `token_env = "PUB"`, 1),
+		"other replica_id": strings.Replace(base, `"r1"`, `"r2"`, 1),
+		"other admin address": strings.Replace(base, `admin { token = "adm" }`, `admin {
+  token = "adm"
+  address = "10.0.0.7:9400"
+}`, 1),
 		"defaults written":  base + "events {\n  enabled = true\n  wait = \"5m\"\n}\nmirror { kv_prefix = \"gwsync/\" }\nquery { share_window = \"2s\" }\n",
 		"equal durations":   strings.Replace(base, `"@every 1m"`, `"@every 60s"`, 1),
 		"scheme written":    strings.Replace(base, `"127.0.0.1:9500"`, `"http://127.0.0.1:9500"`, 1),
