@@ -3,8 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -13,185 +13,122 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/gateway"
 	"github.com/gwsync/gwsync/syncer"
+	"github.com/gwsync/gwsync/syncer/consul"
 	"github.com/gwsync/gwsync/test/harness"
 )
-
-// dedicatedHCL lifts Consul's per-client connection limit (200 per source
-// IP): every simulated gateway node runs on 127.0.0.1 and a resolver holds
-// one blocking query per service, where real gateway nodes have IPs of
-// their own.
-const dedicatedHCL = `limits { http_max_conns_per_client = 15000 }`
 
 // callTimeout bounds the harness's own Consul calls.
 const callTimeout = 30 * time.Second
 
-// Env is the shared setup of scenarios 1, 2, 3, 5 and 6: a three-DC public
-// Consul holding Sizes.Services services, a counting proxy in front of dc1
-// (the public address every gwsync component and old-design node uses),
-// and the dedicated clusters of gateways gw-a (source dc1) and gw-b
-// (source dc2).
+// Env is the shared setup of every scenario: a three-DC public Consul,
+// with a byte meter and a counting proxy in front of dc1 (the public
+// address every gwsync component and old-design node uses: requests for
+// dc2 and dc3 go through dc1 with ?dc=), the base catalog of scenarios 1,
+// 2, 3 and 6, and the dedicated clusters of gateways gw-a (source dc1) and
+// gw-b (source dc2). Every Consul runs with its default limits.
 type Env struct {
-	TB       testing.TB
-	Sizes    Sizes
-	Fed      *harness.Federation
-	DCs      []string
-	Proxy    *harness.Proxy
+	TB    testing.TB
+	Sizes Sizes
+	Fed   *harness.Federation
+	DCs   []string
+	Meter *meter
+	Proxy *harness.Proxy
+	Base  *catalog
+	// GwA and GwB are the dedicated clusters of gw-a and gw-b.
 	GwA, GwB *harness.Server
-	// Services are the base services; Home maps each to its DC.
-	Services []string
-	Home     map[string]string
+	// Charts collects every scenario's charts.
+	Charts *Charts
 }
 
 // NewEnv starts the public federation and the two dedicated clusters and
-// registers the base services.
+// registers the base catalog.
 func NewEnv(tb testing.TB, sz Sizes) *Env {
 	tb.Helper()
-	e := &Env{TB: tb, Sizes: sz, DCs: []string{"dc1", "dc2", "dc3"}, Home: map[string]string{}}
+	e := &Env{TB: tb, Sizes: sz, DCs: []string{"dc1", "dc2", "dc3"}, Charts: &Charts{}}
 	e.Fed = harness.StartFederation(tb, e.DCs...)
-	e.GwA = harness.StartServer(tb, "gw-a", harness.WithHCL(dedicatedHCL))
-	e.GwB = harness.StartServer(tb, "gw-b", harness.WithHCL(dedicatedHCL))
-	e.Proxy = harness.NewProxy(tb, e.Fed.Server("dc1").HTTPAddr())
-	var insts []instance
-	for i := range sz.Services {
-		name := fmt.Sprintf("svc-%03d", i)
-		dc := e.DCs[i%len(e.DCs)]
-		e.Services = append(e.Services, name)
-		e.Home[name] = dc
-		insts = append(insts, layout(name, dc, "node-", i, sz.InstancesPerService, 20)...)
-	}
-	e.registerBulk(insts)
+	e.GwA = harness.StartServer(tb, "gw-a")
+	e.GwB = harness.StartServer(tb, "gw-b")
+	e.Meter = newMeter(tb, e.Fed.Server("dc1").HTTPAddr())
+	e.Proxy = harness.NewProxy(tb, e.Meter.Addr())
+	e.Base = newCatalog("svc-", sz.Services, sz.InstancesPerService, e.DCs)
+	e.Base.register(tb, e.Fed)
 	return e
 }
 
-// instance is one public service instance for bulk registration.
-type instance struct {
-	dc, node, addr, id, service string
-	port                        int
-}
-
-// layout places n instances of service number i on nodes of dc, nodes
-// shared between services as hosts are.
-func layout(service, dc, nodePrefix string, i, n, nodesPerDC int) []instance {
-	out := make([]instance, n)
-	for j := range n {
-		k := (i*n + j) % nodesPerDC
-		out[j] = instance{dc: dc, node: fmt.Sprintf("%s-%s%04d", dc, nodePrefix, k), addr: fmt.Sprintf("10.%d.%d.%d", len(nodePrefix), k/250, k%250),
-			id: fmt.Sprintf("%s-%d", service, j), service: service, port: 8000 + j}
-	}
-	return out
-}
-
-// registerBulk writes instances into their DCs' public servers through
-// /v1/txn: a node's ops always share a txn (so no service op precedes its
-// node), at most 128 ops a txn, eight txns in flight (txnSlots).
-func (e *Env) registerBulk(insts []instance) {
-	e.TB.Helper()
-	byDC := map[string]map[string][]instance{}
-	for _, in := range insts {
-		if byDC[in.dc] == nil {
-			byDC[in.dc] = map[string][]instance{}
-		}
-		byDC[in.dc][in.node] = append(byDC[in.dc][in.node], in)
-	}
-	var eg errgroup.Group
-	for dc, nodes := range byDC {
-		client := e.Fed.Server(dc).Client(e.TB)
-		for _, batch := range nodeBatches(nodes) {
-			eg.Go(func() error { return writeTxn(client, batch) })
-		}
-	}
-	if err := eg.Wait(); err != nil {
-		e.TB.Fatalf("bench: register public instances: %v", err)
-	}
-}
-
-// nodeBatches packs nodes with their services into txns of at most 128 ops.
-func nodeBatches(nodes map[string][]instance) []api.TxnOps {
-	var out []api.TxnOps
-	var cur api.TxnOps
-	for node, insts := range nodes {
-		if len(cur)+1+len(insts) > 128 && len(cur) > 0 {
-			out = append(out, cur)
-			cur = nil
-		}
-		cur = append(cur, &api.TxnOp{Node: &api.NodeTxnOp{Verb: api.NodeSet, Node: api.Node{Node: node, Address: insts[0].addr}}})
-		for _, in := range insts {
-			cur = append(cur, &api.TxnOp{Service: &api.ServiceTxnOp{Verb: api.ServiceSet, Node: node, Service: api.AgentService{
-				ID: in.id, Service: in.service, Port: in.port, Tags: []string{"v1"}, Meta: map[string]string{"version": "1"},
-				Weights: api.AgentWeights{Passing: 1, Warning: 1}}}})
-		}
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
-	}
-	return out
-}
-
-var txnSlots = make(chan struct{}, 8)
-
-// writeTxn commits one txn (at most eight at a time process-wide).
-func writeTxn(c *api.Client, ops api.TxnOps) error {
-	txnSlots <- struct{}{}
-	defer func() { <-txnSlots }()
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	ok, resp, _, err := c.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("txn: %w", err)
-	}
-	if !ok {
-		return fmt.Errorf("txn rejected: %d errors, first %q", len(resp.Errors), resp.Errors[0].What)
-	}
-	return nil
-}
-
-// gwConf is one gateway in a generated controller configuration.
+// gwConf is one gateway in a generated controller configuration: its
+// dedicated cluster is srv, or (srv nil) address.
 type gwConf struct {
 	name, dc string
 	srv      *harness.Server
+	address  string
 }
 
-// ctrlConf renders a controller configuration.
+func (g gwConf) addr() string {
+	if g.srv != nil {
+		return g.srv.HTTPAddr()
+	}
+	return g.address
+}
+
+// ctrlConf renders a controller configuration. Zero fields keep gwsync's
+// defaults, apart from the failover list every scenario uses.
 type ctrlConf struct {
-	public    string
-	include   []string
-	schedule  string
-	admin     string
-	gateways  []gwConf
-	timeout   string
-	inFlight  int
+	public   string
+	include  []string
+	schedule string // "" = the default (@every 5m)
+	noEvents bool   // events { enabled = false }: full reconciles only
+	admin    string
+	gateways []gwConf
+	timeout  string
+	// manual: the schedule never fires within a run (tests call Sync).
+	manual    bool
 	markerInt string
 }
 
-func (c ctrlConf) write(tb testing.TB) string {
-	tb.Helper()
+func (c ctrlConf) hcl() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "public {\n  address = %q\n  timeout = %q\n  max_in_flight_per_dc = %d\n}\n", c.public, or(c.timeout, "5s"), orI(c.inFlight, config.DefaultMaxInFlightPerDC))
-	b.WriteString("query {\n  failover {\n    nearest_n = 3\n    datacenters = [\"dc1\", \"dc2\", \"dc3\"]\n  }\n}\n")
+	fmt.Fprintf(&b, "public {\n  address = %q\n", c.public)
+	if c.timeout != "" {
+		fmt.Fprintf(&b, "  timeout = %q\n", c.timeout)
+	}
+	b.WriteString("}\nquery {\n  failover {\n    nearest_n = 3\n    datacenters = [\"dc1\", \"dc2\", \"dc3\"]\n  }\n}\n")
 	q := make([]string, len(c.include))
 	for i, s := range c.include {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	fmt.Fprintf(&b, "services {\n  include = [%s]\n}\n", strings.Join(q, ", "))
-	b.WriteString("safety {\n  delete_guard_min = 1000\n}\n")
+	b.WriteString("mirror {\n")
 	if c.markerInt != "" {
-		fmt.Fprintf(&b, "mirror {\n  marker_interval = %q\n}\n", c.markerInt)
+		fmt.Fprintf(&b, "  marker_interval = %q\n", c.markerInt)
+	}
+	schedule := c.schedule
+	if c.manual {
+		// Cycles are driven by the scenario; vouching must outlive them.
+		schedule = "@every 24h"
+		b.WriteString("  max_sync_age = \"72h\"\n")
+	}
+	b.WriteString("}\n")
+	if c.noEvents {
+		b.WriteString("events {\n  enabled = false\n}\n")
 	}
 	fmt.Fprintf(&b, "admin {\n  address = %q\n}\n", or(c.admin, "127.0.0.1:0"))
 	for _, g := range c.gateways {
-		fmt.Fprintf(&b, "gateway %q {\n  source_datacenter = %q\n  schedule = %q\n  dedicated {\n    address = %q\n  }\n}\n",
-			g.name, g.dc, or(c.schedule, "@every 1h"), g.srv.HTTPAddr())
+		fmt.Fprintf(&b, "gateway %q {\n  source_datacenter = %q\n", g.name, g.dc)
+		if schedule != "" {
+			fmt.Fprintf(&b, "  schedule = %q\n", schedule)
+		}
+		fmt.Fprintf(&b, "  dedicated {\n    address = %q\n  }\n}\n", g.addr())
 	}
-	path := filepath.Join(tb.TempDir(), "gwsync.hcl")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		tb.Fatalf("bench: write config: %v", err)
-	}
-	return path
+	return b.String()
+}
+
+func (c ctrlConf) write(tb testing.TB) string {
+	tb.Helper()
+	return writeFile(tb, "gwsync.hcl", c.hcl())
 }
 
 func or(s, def string) string {
@@ -201,43 +138,58 @@ func or(s, def string) string {
 	return s
 }
 
-func orI(i, def int) int {
-	if i == 0 {
-		return def
-	}
-	return i
+// inProcess is a controller running in the bench process, built the way
+// `gwsync run` builds it (syncer/consul.Setup), as the only writer of its
+// gateways (no locks: HA has its own scenario).
+type inProcess struct {
+	*syncer.Controller
+	reg  *prometheus.Registry
+	stop func()
 }
 
-// controller builds an in-process controller; its schedule runs only if
-// the caller calls Run.
-func controller(tb testing.TB, c ctrlConf) (*syncer.Controller, *prometheus.Registry) {
+// controller builds an in-process controller; its loops (schedule, event
+// path, heartbeats) run only after start.
+func controller(tb testing.TB, c ctrlConf) *inProcess {
 	tb.Helper()
 	cfg, err := config.Load(c.write(tb), nil)
 	if err != nil {
 		tb.Fatalf("bench: config: %v", err)
 	}
 	reg := prometheus.NewRegistry()
-	ctrl, err := syncer.New(cfg, syncer.Options{Logger: quietLogger(tb), Registerer: reg})
+	opts, err := consul.Setup(cfg, syncer.Options{Logger: quietLogger(tb), Registerer: reg, Replica: "bench"})
 	if err != nil {
 		tb.Fatalf("bench: controller: %v", err)
 	}
-	return ctrl, reg
+	opts.Leases = nil
+	ctrl, err := syncer.New(cfg, opts)
+	if err != nil {
+		tb.Fatalf("bench: controller: %v", err)
+	}
+	return &inProcess{Controller: ctrl, reg: reg, stop: func() {}}
 }
 
-// quietLogger logs errors only, to the test log.
-func quietLogger(tb testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "bench", Level: hclog.Error, Output: tbWriter{tb}})
-}
-
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.tb.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+// start runs the controller's loops until stop (or the test's end) and
+// waits for every gateway's first complete full sync.
+func (p *inProcess) start(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = p.Run(ctx) })
+	var once sync.Once
+	p.stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	tb.Cleanup(p.stop)
+	harness.Eventually(tb, 5*time.Minute, func() error {
+		for _, g := range p.Status().Gateways {
+			if !g.Synced {
+				return fmt.Errorf("gateway %s: no complete full sync yet", g.Name)
+			}
+		}
+		return nil
+	})
 }
 
 // syncUntilComplete runs full reconciles of gateway until one is complete.
-func syncUntilComplete(tb testing.TB, c *syncer.Controller, gw string) syncer.Result {
+func syncUntilComplete(tb testing.TB, c *inProcess, gw string) syncer.Result {
 	tb.Helper()
 	var res syncer.Result
 	harness.Eventually(tb, 2*time.Minute, func() error {
@@ -256,10 +208,42 @@ func syncUntilComplete(tb testing.TB, c *syncer.Controller, gw string) syncer.Re
 	return res
 }
 
-// client builds an API client for addr with room for conns connections.
-func client(tb testing.TB, addr string, conns int) *api.Client {
+// quietLogger logs errors only, to the test log.
+func quietLogger(tb testing.TB) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "bench", Level: hclog.Error, Output: tbWriter{tb}})
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// nodeIP is simulated gateway node k's own loopback address (127.1.x.y):
+// Consul limits connections per client IP (http_max_conns_per_client,
+// 200 by default), and real gateway nodes each have an address of their
+// own, so each simulated node connects from its own.
+func nodeIP(k int) net.IP { return net.IPv4(127, 1, byte(k/250), byte(k%250+1)) }
+
+// client builds an API client for addr the way gwsync builds its own
+// (config.Cluster.NewClient: conns connections, 0 for the default 64),
+// connecting from node k's address (k < 0: the default, 127.0.0.1).
+func client(tb testing.TB, addr string, k, conns int) *api.Client {
 	tb.Helper()
-	c, err := config.Cluster{Address: addr, Scheme: "http", Timeout: 10 * time.Second}.NewClient(config.ClientOptions{MaxConnsPerHost: conns})
+	opts := config.ClientOptions{MaxConnsPerHost: conns}
+	if k >= 0 {
+		ip := nodeIP(k)
+		opts.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+			t, ok := rt.(*http.Transport)
+			if !ok {
+				return nil // NewClient reports it: the bench must not silently share one address
+			}
+			t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: &net.TCPAddr{IP: ip}}).DialContext
+			return t
+		}
+	}
+	c, err := config.Cluster{Address: addr, Scheme: "http", Timeout: 10 * time.Second}.NewClient(opts)
 	if err != nil {
 		tb.Fatalf("bench: client %s: %v", addr, err)
 	}
@@ -272,15 +256,15 @@ type runningResolver struct {
 	stop func()
 }
 
-// startResolver starts a gwsync resolver for gw reading local, falling
-// back to the public cluster through the proxy. Its local client has one
-// connection per watched service (each holds a blocking query), plus room
-// for the marker watch and first lookups; the library's callers size it.
-func (e *Env) startResolver(gw, dc string, local *harness.Server, services int) *runningResolver {
+// startResolver starts a resolver of gw (source dc) on simulated node k,
+// reading local (a dedicated cluster or a proxy in front of one) and
+// falling back to the public cluster through the counting proxy. Its
+// clients are built as `gwsync gateway` builds them (64 connections).
+func (e *Env) startResolver(gw, dc, local string, k int) *runningResolver {
 	e.TB.Helper()
 	r, err := gateway.New(gateway.Options{
-		Local:            client(e.TB, local.HTTPAddr(), services+32),
-		Public:           client(e.TB, e.Proxy.Addr(), 0),
+		Local:            client(e.TB, local, k, 0),
+		Public:           client(e.TB, e.Proxy.Addr(), k, 0),
 		SourceDatacenter: dc,
 		Gateway:          gw,
 		Logger:           quietLogger(e.TB),
@@ -291,7 +275,8 @@ func (e *Env) startResolver(gw, dc string, local *harness.Server, services int) 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = r.Run(ctx) })
-	rr := &runningResolver{Resolver: r, stop: func() { cancel(); wg.Wait() }}
+	var once sync.Once
+	rr := &runningResolver{Resolver: r, stop: func() { once.Do(func() { cancel(); wg.Wait() }) }}
 	e.TB.Cleanup(rr.stop)
 	return rr
 }

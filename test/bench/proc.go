@@ -1,13 +1,12 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/hashicorp/consul/sdk/freeport"
 
+	"github.com/gwsync/gwsync/syncer/admin"
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -44,30 +44,44 @@ func GwsyncBin(tb testing.TB) string {
 	return builtBin
 }
 
-// ctrlProc is `gwsync run` as a subprocess, so its memory and goroutines
-// are its own: the bench process also holds proxies and resolvers.
+// writeFile writes a file into the test's temporary directory.
+func writeFile(tb testing.TB, name, content string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		tb.Fatalf("bench: write %s: %v", name, err)
+	}
+	return path
+}
+
+// ctrlProc is `gwsync run` as a subprocess, so its memory, allocations and
+// goroutines are its own: the bench process also holds proxies and
+// resolvers.
 type ctrlProc struct {
 	tb    testing.TB
 	cmd   *exec.Cmd
-	admin string
+	admin *admin.Client
+	addr  string
 	done  chan struct{}
 	logs  *tail
 
-	mu        sync.Mutex
-	maxGor    float64
-	maxRSS    float64
-	samples   int
-	stopSampl chan struct{}
-	sampled   chan struct{}
+	mu      sync.Mutex
+	maxGor  float64
+	maxRSS  float64
+	stopped chan struct{}
 }
 
 // startCtrl starts `gwsync run` with conf (its admin address is chosen
-// here) and samples its metrics every 100 ms until stop.
+// here) and samples its metrics every 100 ms until it stops.
 func startCtrl(tb testing.TB, conf ctrlConf) *ctrlProc {
 	tb.Helper()
 	conf.admin = fmt.Sprintf("127.0.0.1:%d", freeport.GetOne(tb))
-	p := &ctrlProc{tb: tb, admin: conf.admin, done: make(chan struct{}), logs: &tail{}, stopSampl: make(chan struct{}), sampled: make(chan struct{})}
-	p.cmd = exec.Command(GwsyncBin(tb), "run", "-config", conf.write(tb), "-log-level", "warn")
+	ac, err := admin.NewClient(conf.admin, "", &http.Client{Transport: &http.Transport{Proxy: nil}})
+	if err != nil {
+		tb.Fatalf("bench: admin client: %v", err)
+	}
+	p := &ctrlProc{tb: tb, admin: ac, addr: conf.admin, done: make(chan struct{}), logs: &tail{}, stopped: make(chan struct{})}
+	p.cmd = exec.Command(GwsyncBin(tb), "run", "-config", conf.write(tb), "-log-level", "warn", "-replica", "bench")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		tb.Fatalf("bench: start gwsync: %v", err)
@@ -79,7 +93,7 @@ func startCtrl(tb testing.TB, conf ctrlConf) *ctrlProc {
 			tb.Logf("bench: gwsync log tail:\n%s", p.logs.String())
 		}
 	})
-	harness.Eventually(tb, 30*time.Second, func() error {
+	waitFor(tb, 30*time.Second, func() error {
 		_, err := p.scrape()
 		return err
 	})
@@ -88,7 +102,6 @@ func startCtrl(tb testing.TB, conf ctrlConf) *ctrlProc {
 }
 
 func (p *ctrlProc) sample() {
-	defer close(p.sampled)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -96,12 +109,9 @@ func (p *ctrlProc) sample() {
 			p.mu.Lock()
 			p.maxGor = max(p.maxGor, m.get("go_goroutines"))
 			p.maxRSS = max(p.maxRSS, m.get("process_resident_memory_bytes"))
-			p.samples++
 			p.mu.Unlock()
 		}
 		select {
-		case <-p.stopSampl:
-			return
 		case <-p.done:
 			return
 		case <-tick.C:
@@ -123,7 +133,8 @@ func (p *ctrlProc) resetPeaks() {
 	p.maxGor, p.maxRSS = 0, 0
 }
 
-// vmHWM is the process's peak resident set size from /proc (bytes).
+// vmHWM is the process's peak resident set size from /proc (bytes); 0
+// where /proc has no such line (not Linux).
 func (p *ctrlProc) vmHWM() float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
@@ -136,6 +147,57 @@ func (p *ctrlProc) vmHWM() float64 {
 		}
 	}
 	return 0
+}
+
+// waitSynced waits until every gateway has a complete full sync and
+// returns the metrics scraped then.
+func (p *ctrlProc) waitSynced(gateways []gwConf, timeout time.Duration) metrics {
+	p.tb.Helper()
+	var m metrics
+	waitFor(p.tb, timeout, func() error {
+		var err error
+		if m, err = p.scrape(); err != nil {
+			return err
+		}
+		for _, g := range gateways {
+			if m.get("gwsync_sync_runs_total", `gateway="`+g.name+`"`, `scope="full"`, `result="success"`) < 1 {
+				return fmt.Errorf("%s: no complete full sync yet", g.name)
+			}
+		}
+		return nil
+	})
+	return m
+}
+
+// resync runs one (not forced) full reconcile of every gateway at once,
+// through the admin API, as their schedule would, and waits for them.
+func (p *ctrlProc) resync(gateways []gwConf, timeout time.Duration) {
+	p.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ids := make([]string, len(gateways))
+	for i, g := range gateways {
+		r, err := p.admin.Resync(ctx, admin.ResyncRequest{Gateway: g.name})
+		if err != nil {
+			p.tb.Fatalf("bench: resync %s: %v", g.name, err)
+		}
+		ids[i] = r.ID
+	}
+	waitFor(p.tb, timeout, func() error {
+		for i, id := range ids {
+			r, err := p.admin.ResyncStatus(ctx, id)
+			if err != nil {
+				return err
+			}
+			switch {
+			case r.State == admin.StateFailed:
+				return permanent(fmt.Errorf("resync of %s failed: %+v", gateways[i].name, r.Gateways))
+			case !r.Ended():
+				return fmt.Errorf("resync of %s: %s", gateways[i].name, r.State)
+			}
+		}
+		return nil
+	})
 }
 
 // stop sends SIGTERM and waits for the exit (SIGKILL after 30 s).
@@ -154,72 +216,15 @@ func (p *ctrlProc) stop() {
 	}
 }
 
-// metrics are scraped samples: "name{labels}" -> value.
-type metrics map[string]float64
-
-// get sums the samples of name whose labels contain every label given as
-// `key="value"`.
-func (m metrics) get(name string, labels ...string) float64 {
-	sum := 0.0
-next:
-	for k, v := range m {
-		n, l, _ := strings.Cut(k, "{")
-		if n != name {
-			continue
-		}
-		for _, want := range labels {
-			if !strings.Contains(l, want) {
-				continue next
-			}
-		}
-		sum += v
-	}
-	return sum
-}
-
 var scrapeClient = &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}
 
 func (p *ctrlProc) scrape() (metrics, error) {
 	select {
 	case <-p.done:
-		return nil, fmt.Errorf("gwsync exited: %s", p.logs.String())
+		return nil, permanent(fmt.Errorf("gwsync exited: %s", p.logs.String()))
 	default:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/metrics", nil)
-	resp, err := scrapeClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("metrics: HTTP %d", resp.StatusCode)
-	}
-	return parseMetrics(resp.Body)
-}
-
-// parseMetrics reads the Prometheus text format's samples.
-func parseMetrics(r io.Reader) (metrics, error) {
-	m := metrics{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		m[line[:i]] = v
-	}
-	return m, sc.Err()
+	return scrapeURL("http://" + p.addr + "/metrics")
 }
 
 // tail keeps the last 16 KiB of a process's output.
@@ -228,14 +233,14 @@ type tail struct {
 	buf []byte
 }
 
-func (t *tail) Write(p []byte) (int, error) {
+func (t *tail) Write(b []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
+	t.buf = append(t.buf, b...)
 	if over := len(t.buf) - 16<<10; over > 0 {
 		t.buf = append(t.buf[:0], t.buf[over:]...)
 	}
-	return len(p), nil
+	return len(b), nil
 }
 
 func (t *tail) String() string {

@@ -15,14 +15,17 @@ type Results struct {
 	Latency  []Latencies
 	WAN      WANResult
 	Resolver ResolverResult
-	Scale    []ScaleResult
+	// Scale holds scenarios 4, 7 and 8, which share their catalogs.
+	Scale ScaleResults
 }
 
-// Run runs all six scenarios at sizes sz and returns the table and the
-// figures. gatewayBench is a file with the gateway package's `go test
-// -bench` output to include ("" for none). Scenario 5 kills gw-a's cluster,
-// so it runs after 6; scenario 4 uses clusters of its own, last.
-func Run(tb testing.TB, sz Sizes, gatewayBench string) (*Table, Results) {
+// Run runs every scenario at sizes sz and returns the table, the charts
+// and the figures. gatewayBench is a file with the gateway package's `go
+// test -bench` output to include ("" for none). Scenarios 1, 2, 3 and 6
+// share the base catalog and gw-a/gw-b's clusters; 5 and 4 (with 7 and 8)
+// bring catalogs and clusters of their own and remove them after; the
+// largest (4) runs last.
+func Run(tb testing.TB, sz Sizes, gatewayBench string) (*Table, *Charts, Results) {
 	tb.Helper()
 	t := NewTable(ConsulVersion(tb), sz.Name)
 	e := NewEnv(tb, sz)
@@ -33,7 +36,8 @@ func Run(tb testing.TB, sz Sizes, gatewayBench string) (*Table, Results) {
 	r.WAN = ScenarioWAN(e, t)
 	r.Resolver = ScenarioResolver(e, t, gatewayBench)
 	r.Scale = ScenarioScale(e, t)
-	return t, r
+	// Scenarios in files of their own add their line here.
+	return t, e.Charts, r
 }
 
 // ConsulVersion returns the first line of `consul version`.

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gwsync/gwsync/test/bench/chartspec"
 )
 
 // Row is one line of the results table.
 type Row struct {
-	// Scenario is "1".."6"; Measure names what was measured.
+	// Scenario is the scenario's number; Measure names what was measured.
 	Scenario string
 	Measure  string
 	// Gwsync and Comparison are formatted figures ("-" when a row has no
@@ -65,8 +67,9 @@ func (t *Table) Rows() []Row {
 var Header = []string{"#", "Scenario / measure", "gwsync", "Comparison", "Ratio", "Note"}
 
 // Markdown renders the run as a markdown document: a short header with the
-// machine's core count and the Consul version, one table, and the notes.
-func (t *Table) Markdown() string {
+// machine's core count and the Consul version, one table, the notes, and
+// the charts (SVGs beside the document, drawn by `make bench`).
+func (t *Table) Markdown(charts []chartspec.Chart) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var b strings.Builder
@@ -89,6 +92,12 @@ func (t *Table) Markdown() string {
 		b.WriteString("\n## Notes\n\n")
 		for _, n := range t.notes {
 			b.WriteString("- " + n + "\n")
+		}
+	}
+	if len(charts) > 0 {
+		b.WriteString("\n## Charts\n\n")
+		for _, c := range charts {
+			fmt.Fprintf(&b, "### %s (scenario %s)\n\n![%s](%s)\n\n", c.Title, c.Scenario, c.Title, c.File)
 		}
 	}
 	return b.String()
@@ -139,4 +148,30 @@ func ratio(a, b float64) string {
 		return fmt.Sprintf("%.0f×", r)
 	}
 	return fmt.Sprintf("%.2f×", r)
+}
+
+// fmtBytes formats a byte count in B, KiB, MiB or GiB.
+func fmtBytes(b float64) string {
+	switch {
+	case b < 1<<10:
+		return fmt.Sprintf("%.0f B", b)
+	case b < 1<<20:
+		return fmt.Sprintf("%.2f KiB", b/(1<<10))
+	case b < 1<<30:
+		return fmt.Sprintf("%.1f MiB", b/(1<<20))
+	default:
+		return fmt.Sprintf("%.2f GiB", b/(1<<30))
+	}
+}
+
+// fmtCount formats a large count with a k or M suffix.
+func fmtCount(n float64) string {
+	switch {
+	case n >= 1e6:
+		return fmt.Sprintf("%.2fM", n/1e6)
+	case n >= 1e4:
+		return fmt.Sprintf("%.0fk", n/1e3)
+	default:
+		return fmtF(n)
+	}
 }
