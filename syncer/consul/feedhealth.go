@@ -6,80 +6,57 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-
-	"github.com/hashicorp/consul/api"
-
-	"github.com/gwsync/gwsync/syncer/watch"
 )
 
-// feedHealth passes the change feed's reads through and tells up what
-// each says of its public DC, so gwsync_public_dc_up follows the feed too:
-// with the full reconcile minutes apart, the feed's lists are the only
-// reads of a DC in between, and a DC that stopped answering them (a hung
-// agent: connections accepted, no reply) would otherwise stay "up" until
-// the next cycle.
+// feedHealth is the change feed's HTTP transport: it passes every request
+// through and tells up what each answer says of the public DC it asked
+// (the request's dc parameter), so gwsync_public_dc_up follows the feed
+// too. With the full reconcile minutes apart, the feed's lists are the
+// only reads of a DC in between, and a DC that stopped answering them (a
+// hung agent: connections accepted, no reply) would otherwise stay "up"
+// until the next cycle. It sits at the transport so that it depends only
+// on Consul's HTTP API, not on the feed's Go interfaces.
 type feedHealth struct {
-	watch.Source
-	up func(dc string, ok bool)
+	next http.RoundTripper
+	up   func(dc string, ok bool)
 
-	mu  sync.Mutex
-	dcs []string // the last datacenter list read
+	mu    sync.Mutex
+	known []string // the DCs the feed has asked
 }
 
-func newFeedHealth(src watch.Source, up func(dc string, ok bool)) *feedHealth {
-	return &feedHealth{Source: src, up: up}
-}
-
-// Datacenters is the agent's own answer: when it fails, no DC answers
+// datacentersPath is the agent's own list: when it fails, no DC answers
 // through that agent.
-func (f *feedHealth) Datacenters(ctx context.Context) ([]string, error) {
-	dcs, err := f.Source.Datacenters(ctx)
-	f.mu.Lock()
-	if err == nil {
-		f.dcs = slices.Clone(dcs)
+const datacentersPath = "/v1/catalog/datacenters"
+
+func newFeedHealth(next http.RoundTripper, up func(dc string, ok bool)) *feedHealth {
+	return &feedHealth{next: next, up: up}
+}
+
+func (f *feedHealth) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := f.next.RoundTrip(req)
+	if errors.Is(req.Context().Err(), context.Canceled) {
+		return resp, err // cut short by gwsync itself (shutdown): says nothing
 	}
-	known := f.dcs
-	f.mu.Unlock()
-	if err != nil && feedDCFailure(ctx, err) {
-		for _, dc := range known {
-			f.up(dc, false)
+	ok := err == nil && resp.StatusCode < http.StatusInternalServerError && resp.StatusCode != http.StatusTooManyRequests
+	if req.URL.Path == datacentersPath {
+		if !ok {
+			f.mu.Lock()
+			known := slices.Clone(f.known)
+			f.mu.Unlock()
+			for _, dc := range known {
+				f.up(dc, false)
+			}
 		}
+		return resp, err
 	}
-	return dcs, err
-}
-
-func (f *feedHealth) HealthChecks(ctx context.Context, q watch.Query) ([]watch.Check, watch.Meta, error) {
-	checks, meta, err := f.Source.HealthChecks(ctx, q)
-	f.report(ctx, q.DC, err)
-	return checks, meta, err
-}
-
-func (f *feedHealth) CatalogServices(ctx context.Context, q watch.Query) (map[string][]string, watch.Meta, error) {
-	services, meta, err := f.Source.CatalogServices(ctx, q)
-	f.report(ctx, q.DC, err)
-	return services, meta, err
-}
-
-// report tells up whether dc answered. A read cut short by gwsync itself
-// (shutdown) says nothing; one that ran out of time says the DC is down.
-func (f *feedHealth) report(ctx context.Context, dc string, err error) {
-	switch {
-	case err == nil:
-		f.up(dc, true)
-	case errors.Is(ctx.Err(), context.Canceled):
-	default:
-		f.up(dc, !feedDCFailure(ctx, err))
+	if dc := req.URL.Query().Get("dc"); dc != "" {
+		f.mu.Lock()
+		if !slices.Contains(f.known, dc) {
+			f.known = append(f.known, dc)
+		}
+		f.mu.Unlock()
+		// A 4xx (a denied token, a bad request) is an answer: the DC is up.
+		f.up(dc, ok)
 	}
-}
-
-// feedDCFailure tells a DC that did not answer (no reply in time, a
-// transport error, 5xx, 429) from one that answered about the request (a
-// 4xx such as a denied token: the DC is up). Cancellation by gwsync is
-// not a failure.
-func feedDCFailure(ctx context.Context, err error) bool {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return false
-	}
-	var se api.StatusError
-	return !errors.As(err, &se) || se.Code >= 500 || se.Code == http.StatusTooManyRequests || se.Code < 400
+	return resp, err
 }

@@ -3,29 +3,31 @@ package consul
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
+	"net/http"
 	"testing"
-
-	"github.com/hashicorp/consul/api"
-
-	"github.com/gwsync/gwsync/syncer/watch"
 )
 
-// fakeFeedSource answers every read with err (and dcs for the list).
-type fakeFeedSource struct {
-	dcs []string
-	err error
+// fakeRoundTripper answers every request with code, or fails with err.
+type fakeRoundTripper struct {
+	code int
+	err  error
 }
 
-func (f *fakeFeedSource) Datacenters(context.Context) ([]string, error) { return f.dcs, f.err }
-
-func (f *fakeFeedSource) HealthChecks(context.Context, watch.Query) ([]watch.Check, watch.Meta, error) {
-	return nil, watch.Meta{}, f.err
+func (f *fakeRoundTripper) RoundTrip(*http.Request) (*http.Response, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &http.Response{StatusCode: f.code, Body: http.NoBody}, nil
 }
 
-func (f *fakeFeedSource) CatalogServices(context.Context, watch.Query) (map[string][]string, watch.Meta, error) {
-	return nil, watch.Meta{}, f.err
+func feedRequest(t *testing.T, ctx context.Context, path string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:8500"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
 
 func TestFeedHealth_Reports(t *testing.T) {
@@ -34,29 +36,27 @@ func TestFeedHealth_Reports(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ctx  context.Context
+		code int
 		err  error
 		want map[string]bool // reported up/down per DC; absent: nothing said
 	}{
-		{name: "answer", ctx: context.Background(), want: map[string]bool{"dc2": true}},
-		{name: "timeout", ctx: context.Background(), err: fmt.Errorf("list: %w", context.DeadlineExceeded), want: map[string]bool{"dc2": false}},
-		{name: "server error", ctx: context.Background(), err: api.StatusError{Code: 500}, want: map[string]bool{"dc2": false}},
-		{name: "rate limited", ctx: context.Background(), err: api.StatusError{Code: 429}, want: map[string]bool{"dc2": false}},
-		{name: "denied: the DC answered", ctx: context.Background(), err: fmt.Errorf("list: %w", api.StatusError{Code: 403}), want: map[string]bool{"dc2": true}},
+		{name: "answer", ctx: context.Background(), code: 200, want: map[string]bool{"dc2": true}},
+		{name: "no answer in time", ctx: context.Background(), err: context.DeadlineExceeded, want: map[string]bool{"dc2": false}},
+		{name: "server error", ctx: context.Background(), code: 500, want: map[string]bool{"dc2": false}},
+		{name: "rate limited", ctx: context.Background(), code: 429, want: map[string]bool{"dc2": false}},
+		{name: "denied: the DC answered", ctx: context.Background(), code: 403, want: map[string]bool{"dc2": true}},
 		{name: "shutdown says nothing", ctx: canceled, err: context.Canceled, want: map[string]bool{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := &fakeFeedSource{err: tc.err}
-			for _, read := range []func(f *feedHealth) error{
-				func(f *feedHealth) error { _, _, err := f.HealthChecks(tc.ctx, watch.Query{DC: "dc2"}); return err },
-				func(f *feedHealth) error { _, _, err := f.CatalogServices(tc.ctx, watch.Query{DC: "dc2"}); return err },
-			} {
+			for _, path := range []string{"/v1/health/state/any?dc=dc2&index=7&wait=2s", "/v1/catalog/services?dc=dc2&stale="} {
 				got := map[string]bool{}
-				f := newFeedHealth(src, func(dc string, ok bool) { got[dc] = ok })
-				if err := read(f); !errors.Is(err, tc.err) {
-					t.Fatalf("error %v, want %v passed through", err, tc.err)
+				f := newFeedHealth(&fakeRoundTripper{code: tc.code, err: tc.err}, func(dc string, ok bool) { got[dc] = ok })
+				resp, err := f.RoundTrip(feedRequest(t, tc.ctx, path))
+				if !errors.Is(err, tc.err) || (err == nil && resp.StatusCode != tc.code) {
+					t.Fatalf("%s: answer %v %v not passed through", path, resp, err)
 				}
 				if !maps.Equal(got, tc.want) {
-					t.Fatalf("reported %v, want %v", got, tc.want)
+					t.Fatalf("%s: reported %v, want %v", path, got, tc.want)
 				}
 			}
 		})
@@ -64,19 +64,21 @@ func TestFeedHealth_Reports(t *testing.T) {
 }
 
 // A datacenter list the agent does not give means no DC answers through
-// it: every DC of the last list is reported down.
+// it: every DC the feed asked is reported down.
 func TestFeedHealth_DatacentersFailure(t *testing.T) {
-	src := &fakeFeedSource{dcs: []string{"dc1", "dc2"}}
+	next := &fakeRoundTripper{code: 200}
 	got := map[string]bool{}
-	f := newFeedHealth(src, func(dc string, ok bool) { got[dc] = ok })
-	if _, err := f.Datacenters(context.Background()); err != nil {
-		t.Fatal(err)
+	f := newFeedHealth(next, func(dc string, ok bool) { got[dc] = ok })
+	for _, path := range []string{"/v1/catalog/services?dc=dc1", "/v1/catalog/services?dc=dc2", "/v1/catalog/datacenters"} {
+		if _, err := f.RoundTrip(feedRequest(t, context.Background(), path)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if len(got) != 0 {
-		t.Fatalf("a datacenter list reported %v; it says nothing of the DCs' own reads", got)
+	if want := map[string]bool{"dc1": true, "dc2": true}; !maps.Equal(got, want) {
+		t.Fatalf("reported %v, want %v (a datacenter list says nothing of the DCs' own reads)", got, want)
 	}
-	src.dcs, src.err = nil, fmt.Errorf("list datacenters: %w", context.DeadlineExceeded)
-	if _, err := f.Datacenters(context.Background()); err == nil {
+	next.err = context.DeadlineExceeded
+	if _, err := f.RoundTrip(feedRequest(t, context.Background(), "/v1/catalog/datacenters")); err == nil {
 		t.Fatal("the failure was not passed through")
 	}
 	if want := map[string]bool{"dc1": false, "dc2": false}; !maps.Equal(got, want) {

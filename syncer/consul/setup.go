@@ -56,12 +56,7 @@ func Setup(cfg *config.Config, o syncer.Options) (syncer.Options, error) {
 	if !cfg.Events.Enabled {
 		return o, nil
 	}
-	// Two blocking loops per public DC plus the DC list refresh.
-	wc, err := cfg.Public.NewClient(config.ClientOptions{MaxConnsPerHost: config.DefaultMaxConnsPerHost,
-		WrapTransport: func(next http.RoundTripper) http.RoundTripper { return watch.NewCountingTransport(next) }})
-	if err != nil {
-		return o, fmt.Errorf("public cluster (change feed): %w", err)
-	}
+	// What the feed's answers say of each DC goes into the dc_up gauge.
 	dcUp := func(dc string, ok bool) {
 		v := 0.0
 		if ok {
@@ -69,7 +64,15 @@ func Setup(cfg *config.Config, o syncer.Options) (syncer.Options, error) {
 		}
 		o.Metrics.PublicDCUp.WithLabelValues(dc).Set(v)
 	}
-	det, err := watch.New(newFeedHealth(watch.NewConsulSource(wc, cfg.Public.AllowStale), dcUp), watch.Options{
+	// Two blocking loops per public DC plus the DC list refresh.
+	wc, err := cfg.Public.NewClient(config.ClientOptions{MaxConnsPerHost: config.DefaultMaxConnsPerHost,
+		WrapTransport: func(next http.RoundTripper) http.RoundTripper {
+			return newFeedHealth(watch.NewCountingTransport(next), dcUp)
+		}})
+	if err != nil {
+		return o, fmt.Errorf("public cluster (change feed): %w", err)
+	}
+	det, err := watch.New(watch.NewConsulSource(wc, cfg.Public.AllowStale), watch.Options{
 		Wait: cfg.Events.Wait, Rate: cfg.Events.Rate, Burst: cfg.Events.Burst, CallTimeout: cfg.Public.Timeout,
 		BackoffMin: cfg.Retry.MinBackoff, BackoffMax: cfg.Retry.MaxBackoff, OnlyPassing: cfg.Query.OnlyPassing,
 		Logger: log, Registerer: o.Registerer,
