@@ -35,8 +35,10 @@ func TestSync_EmptyAnswerConfirmation(t *testing.T) {
 		// kept is the reason's fragment; "" means the delete is
 		// confirmed.
 		kept string
-		// incomplete: the setup also makes the cycle's evidence
-		// incomplete (an ACL-filtered or stale catalog).
+		// incomplete: the setup makes the cycle incomplete (none does
+		// now: an unconfirmed delete, or a failover DC's catalog that is
+		// filtered or stale, keeps entries but leaves the mirror
+		// maintained; review finding H4).
 		incomplete bool
 	}{
 		{name: "no usable instance in any DC: deleted", setup: func(*fakePublic) {}},
@@ -54,9 +56,9 @@ func TestSync_EmptyAnswerConfirmation(t *testing.T) {
 			setup: func(p *fakePublic) { p.failOp("usable", "dc2", errors.New("rpc error: timeout")) }},
 		{name: "the source DC does not answer", kept: "not confirmed: dc1 did not answer",
 			setup: func(p *fakePublic) { p.failOp("usable", "dc1", errors.New("rpc error: timeout")) }},
-		{name: "a DC's answer is filtered by ACLs", kept: "not confirmed: dc2's answer is not complete and fresh", incomplete: true,
+		{name: "a DC's answer is filtered by ACLs", kept: "not confirmed: dc2's answer is not complete and fresh",
 			setup: func(p *fakePublic) { p.locked(func() { p.filtered["dc2"] = true }) }},
-		{name: "a DC's answer is stale", kept: "not confirmed: dc2's answer is not complete and fresh", incomplete: true,
+		{name: "a DC's answer is stale", kept: "not confirmed: dc2's answer is not complete and fresh",
 			setup: func(p *fakePublic) { p.locked(func() { p.stale["dc2"] = true }) }},
 		{name: "the failover targets are unknown", kept: "not confirmed: failover targets of dc1",
 			setup: func(p *fakePublic) { p.failOp("targets", "dc1", errors.New("coordinates unavailable")) }},

@@ -127,7 +127,7 @@ func New(cfg *config.Config, opts Options) (*Controller, error) {
 		}
 		if c.leases != nil {
 			name := gc.Name
-			g.onFenced = func() { c.leases.Fenced(name, g.lease.session()) }
+			g.onFenced = func(session string) { c.leases.Fenced(name, session) }
 		}
 		c.gateways[gc.Name] = g
 		c.order = append(c.order, gc.Name)

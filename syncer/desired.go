@@ -24,8 +24,12 @@ type discovery struct {
 	// complete: every DC answered with a trusted read, so a service absent
 	// from tags exists nowhere, and tag-based selection saw every tag.
 	complete bool
-	// missing names the DCs that did not answer (or answered filtered).
+	// missing names the DCs that did not answer (or answered filtered or
+	// too stale), errs says why.
 	missing []string
+	errs    []string
+	// at is when the catalogs were read.
+	at time.Time
 }
 
 // discover reads every public DC's catalog (shared between gateways).
@@ -34,7 +38,7 @@ func (g *gatewaySyncer) discover(ctx context.Context, minAt time.Time) (discover
 	if err != nil {
 		return discovery{}, fmt.Errorf("list public datacenters: %w", err)
 	}
-	d := discovery{dcs: dcs, tags: map[string][]string{}, complete: true}
+	d := discovery{dcs: dcs, tags: map[string][]string{}, complete: true, at: g.now()}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, dc := range dcs {
@@ -46,17 +50,17 @@ func (g *gatewaySyncer) discover(ctx context.Context, minAt time.Time) (discover
 			case err != nil:
 				d.complete = false
 				d.missing = append(d.missing, dc)
-				g.log.Warn("public datacenter catalog unavailable; nothing absent from it will be deleted", "dc", dc, "error", err)
+				d.errs = append(d.errs, fmt.Sprintf("public datacenter %s: catalog unavailable (nothing absent from it is deleted): %v", dc, err))
 			case cat.Filtered:
 				d.complete = false
 				d.missing = append(d.missing, dc)
-				g.log.Warn("public datacenter catalog filtered by ACLs (the token cannot read every service or node): nothing absent from it will be deleted", "dc", dc)
+				d.errs = append(d.errs, fmt.Sprintf("public datacenter %s: catalog filtered by ACLs (the token cannot read every service or node): nothing absent from it is deleted", dc))
 				d.merge(cat.Services)
 			case !cat.Trusted(g.maxStale):
 				d.complete = false
 				d.missing = append(d.missing, dc)
-				g.log.Warn("public datacenter catalog too stale (no known leader, or last contact older than max_staleness): nothing absent from it will be deleted",
-					"dc", dc, "last_contact", cat.LastContact, "known_leader", cat.KnownLeader)
+				d.errs = append(d.errs, fmt.Sprintf("public datacenter %s: catalog too stale (known leader %v, last contact %s, max_staleness %s): nothing absent from it is deleted",
+					dc, cat.KnownLeader, cat.LastContact, g.maxStale))
 				d.merge(cat.Services)
 			default:
 				d.merge(cat.Services)
@@ -65,6 +69,7 @@ func (g *gatewaySyncer) discover(ctx context.Context, minAt time.Time) (discover
 	}
 	wg.Wait()
 	slices.Sort(d.missing)
+	slices.Sort(d.errs)
 	return d, nil
 }
 
@@ -99,9 +104,13 @@ type target struct {
 	reason  string
 	err     error
 	// problems are instances that cannot be mirrored (each skipped and
-	// reported; an already mirrored version is kept).
-	problems []string
-	// at is when the answer's execution started.
+	// reported; an already mirrored version is kept); problemIDs are their
+	// service IDs.
+	problems   []string
+	problemIDs map[string]bool
+	// at is when the read that decided the target started (the answer's
+	// execution, or the catalog read): an outcome is never applied over
+	// one decided later.
 	at time.Time
 	// confirmed: an empty answer was confirmed in every DC the query can
 	// use (the mirror is authoritative for "no instances").
@@ -111,6 +120,10 @@ type target struct {
 // readRequest is what readService needs besides the service name.
 type readRequest struct {
 	disc *discovery // nil: a targeted read (no catalog)
+	// at is when the reads started (the outcome time of services decided
+	// without an execution); dry: a dry run (creates nothing).
+	at  time.Time
+	dry bool
 	// minAt: reuse no shared answer started before this.
 	minAt time.Time
 	// model is the mirror the answer is compared with (possibly still
@@ -122,7 +135,7 @@ type readRequest struct {
 // (its entries are then kept), so one bad answer never takes the
 // controller down.
 func (g *gatewaySyncer) safeRead(ctx context.Context, r readRequest, name string) target {
-	t, err := guard(func() (target, error) { return g.readService(ctx, r, name), nil })
+	t, err := recovered(func() (target, error) { return g.readService(ctx, r, name), nil })
 	if err != nil {
 		g.metrics.Panics.Inc()
 		g.log.Error("reading a service panicked", "service", name, "error", err)
@@ -133,11 +146,17 @@ func (g *gatewaySyncer) safeRead(ctx context.Context, r readRequest, name string
 
 // readService decides the desired mirror of one service.
 func (g *gatewaySyncer) readService(ctx context.Context, r readRequest, name string) target {
-	t := target{name: name}
+	t := target{name: name, at: r.at}
 	if keep, why := g.selection(r.disc, name); keep != selected {
 		return g.notSelected(ctx, r, t, keep, why)
 	}
-	ans, err := g.execute(ctx, name, r.minAt)
+	if !mirror.Addressable(name) {
+		// Consul cleans the path: "x/../y" would execute (or read) "y".
+		t.problems = []string{fmt.Sprintf("service name %q cannot be addressed in Consul's HTTP API: not mirrored", name)}
+		t.reason = "name cannot be addressed"
+		return t
+	}
+	ans, err := g.execute(ctx, name, r.minAt, r.dry)
 	if err != nil {
 		t.err = fmt.Errorf("service %q: %w", name, err)
 		return t
@@ -168,7 +187,12 @@ func (g *gatewaySyncer) readService(ctx context.Context, r readRequest, name str
 			err = fmt.Errorf("node name %q is taken by an entry gwsync does not own: left alone", n.Name)
 		}
 		if err != nil {
-			t.problems = append(t.problems, fmt.Sprintf("instance %q: %v", ans.Endpoints[i].Service.ID, err))
+			id := ans.Endpoints[i].Service.ID
+			t.problems = append(t.problems, fmt.Sprintf("instance %q: %v", id, err))
+			if t.problemIDs == nil {
+				t.problemIDs = map[string]bool{}
+			}
+			t.problemIDs[id] = true
 			continue
 		}
 		t.desired = append(t.desired, s)
@@ -177,11 +201,14 @@ func (g *gatewaySyncer) readService(ctx context.Context, r readRequest, name str
 			t.nodes = append(t.nodes, n)
 		}
 	}
-	if len(t.problems) > 0 || ans.Filtered {
-		// Instances that cannot be mirrored now (or that an ACL-filtered
-		// answer may have hidden) keep the version already mirrored: a
-		// bad or hidden instance is never a reason to delete one.
-		t.desired = keepMirrored(g.instances(model, name), t.desired, ans.Filtered, t.problems)
+	// Instances that cannot be mirrored now keep the version already
+	// mirrored, and an answer that cannot speak for every instance (ACL-
+	// filtered, too stale, or with entries that could not be read) keeps
+	// every mirrored instance it lacks: a bad, hidden or unknown instance
+	// is never a reason to delete one. Adds and updates go through.
+	partial := ans.Filtered || !ans.Trusted(g.maxStale) || len(ans.Problems) > 0
+	if partial || len(t.problemIDs) > 0 {
+		t.desired = keepMirrored(g.instances(model, name), t.desired, partial, t.problemIDs)
 	}
 	return t
 }
@@ -210,9 +237,9 @@ func (g *gatewaySyncer) has(m *State, service string) bool {
 }
 
 // keepMirrored adds to desired the mirrored instances (mirrored) the
-// answer cannot speak for: all of them when the answer was filtered, else
-// those named in problems.
-func keepMirrored(mirrored, desired []mirror.Service, filtered bool, problems []string) []mirror.Service {
+// answer cannot speak for: all of them when the answer is partial, else
+// those whose IDs had problems.
+func keepMirrored(mirrored, desired []mirror.Service, partial bool, problemIDs map[string]bool) []mirror.Service {
 	have := map[mirror.Key]bool{}
 	for i := range desired {
 		have[desired[i].Key()] = true
@@ -221,22 +248,13 @@ func keepMirrored(mirrored, desired []mirror.Service, filtered bool, problems []
 		if have[s.Key()] {
 			continue
 		}
-		if filtered || mentions(problems, s.ID) {
+		if partial || problemIDs[s.ID] {
 			desired = append(desired, s)
 		}
 	}
 	return desired
 }
 
-func mentions(problems []string, id string) bool {
-	q := fmt.Sprintf("%q", id)
-	for _, p := range problems {
-		if strings.Contains(p, q) {
-			return true
-		}
-	}
-	return false
-}
 
 func answerTags(a Answer) []string {
 	var out []string
@@ -321,6 +339,11 @@ func (g *gatewaySyncer) confirmEmpty(ctx context.Context, model *State, t target
 		t.reason = what + " not confirmed: " + err.Error()
 		return t
 	}
+	// The DC whose instances answered last (the nearest DCs are computed
+	// from coordinates, which may order them differently from Consul).
+	if dc, ok := g.shared.AnsweredBy(g.cfg.SourceDatacenter, t.name); ok && !slices.Contains(dcs, dc) {
+		dcs = append(dcs, dc)
+	}
 	for _, dc := range dcs {
 		n, ev, err := g.shared.Usable(ctx, dc, t.name)
 		switch {
@@ -358,11 +381,11 @@ func (g *gatewaySyncer) queryDCs(ctx context.Context) ([]string, error) {
 
 // execute runs the gateway's query for service; a template that vanished
 // is recreated once and the query retried.
-func (g *gatewaySyncer) execute(ctx context.Context, service string, minAt time.Time) (Answer, error) {
+func (g *gatewaySyncer) execute(ctx context.Context, service string, minAt time.Time, dry bool) (Answer, error) {
 	dc := g.cfg.SourceDatacenter
 	start := g.now()
 	ans, err := g.shared.Execute(ctx, dc, service, minAt)
-	if errors.Is(err, ErrQueryNotFound) {
+	if errors.Is(err, ErrQueryNotFound) && !dry { // a dry run creates nothing
 		g.templates.invalidate(dc, start)
 		if terr := g.templates.ensure(ctx, dc, true); terr != nil {
 			return Answer{}, terr
@@ -397,7 +420,7 @@ func (t *templateCache) ensure(ctx context.Context, dc string, create bool) erro
 	key := fmt.Sprintf("%s|%v", dc, create)
 	ch := t.sf.DoChan(key, func() (any, error) {
 		// Detached: one caller's cancellation must not fail the others.
-		_, err := guard(func() (struct{}, error) {
+		_, err := recovered(func() (struct{}, error) {
 			return struct{}{}, t.pub.EnsureTemplate(context.WithoutCancel(ctx), dc, create)
 		})
 		if err == nil && create {

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"runtime/debug"
@@ -214,7 +215,10 @@ func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
 		}
 		if err != nil {
 			g.log.Warn("event-driven reconcile failed; the next full reconcile covers it", "services", len(names), "error", err)
-			if err != errNotLoaded {
+			// Before the model is loaded (a full reconcile is still
+			// reading), a change seen after that reconcile started may
+			// have been read before it: another full one covers it.
+			if !errors.Is(err, errNotLoaded) || !g.fullStartedAfter(minAt) {
 				g.requestFull()
 			}
 			continue

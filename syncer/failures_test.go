@@ -69,8 +69,10 @@ func TestSync_CommitFails(t *testing.T) {
 	}
 }
 
-// Some services' reads failing make the cycle incomplete and keep their
-// entries; the others are written.
+// Some services' reads failing keep their entries and are reported (a
+// partial run), while the others are written and the cycle stays complete:
+// one service whose query keeps failing must not unvouch the whole mirror
+// (review finding H3). Every read failing is a source DC down: incomplete.
 func TestSync_ServiceReadFails(t *testing.T) {
 	e := newEnv(t)
 	e.pub.register("dc1", inst("web", "n1", "web-1", 80), inst("api", "n2", "api-1", 90))
@@ -82,7 +84,7 @@ func TestSync_ServiceReadFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Complete || len(res.Errors) != 1 {
+	if !res.Complete || len(res.Errors) != 1 {
 		t.Errorf("complete %v errors %q", res.Complete, res.Errors)
 	}
 	wantKept(t, res, map[string]string{"api": "source read failed"})
@@ -102,12 +104,12 @@ func TestSync_ServiceReadFails(t *testing.T) {
 func TestSync_LocalTemplate(t *testing.T) {
 	e := newEnv(t)
 	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
-	e.pub.locked(func() { e.pub.down["dc2"] = true })
+	e.pub.locked(func() { e.pub.down["dc1"] = true }) // the source DC: incomplete
 	_, _ = e.sync(Request{})
 	if _, _, _, tmpl := e.st.stats(); tmpl != 0 {
 		t.Error("local template written by an incomplete cycle")
 	}
-	e.pub.locked(func() { e.pub.down["dc2"] = false })
+	e.pub.locked(func() { e.pub.down["dc1"] = false })
 	e.st.mu.Lock()
 	e.st.templateErr = errors.New("permission denied")
 	e.st.mu.Unlock()

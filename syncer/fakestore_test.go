@@ -135,6 +135,18 @@ func (s *fakeStore) fencedLocked() bool {
 // end to end).
 func (s *fakeStore) Unchanged(ctx context.Context) (bool, error) { return false, nil }
 
+// Read is Load without touching the chain (a dry run).
+func (s *fakeStore) Read(ctx context.Context) (Snapshot, error) {
+	s.mu.Lock()
+	saved := [...]any{s.loaded, s.changes, s.chIdx, s.mkIdx, s.coverage}
+	s.mu.Unlock()
+	snap, err := s.Load(ctx)
+	s.mu.Lock()
+	s.loaded, s.changes, s.chIdx, s.mkIdx, s.coverage = saved[0].(bool), saved[1].(mirror.Changes), saved[2].(uint64), saved[3].(uint64), saved[4].([mirror.CoverageShards][]string)
+	s.mu.Unlock()
+	return snap, err
+}
+
 func (s *fakeStore) Load(ctx context.Context) (Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,7 +265,7 @@ func (s *fakeStore) Commit(ctx context.Context, w Write) (Committed, error) {
 	}
 	if s.fencedLocked() {
 		s.loaded = false
-		return Committed{}, ErrFenced
+		return Committed{}, &FencedError{Session: s.fence.Session}
 	}
 	if err := s.checkRecordsLocked(w); err != nil {
 		s.loaded = false
@@ -370,7 +382,7 @@ func (s *fakeStore) Heartbeat(ctx context.Context, now time.Time) (bool, error) 
 		return false, nil
 	}
 	if s.fencedLocked() {
-		return false, ErrFenced
+		return false, &FencedError{Session: s.fence.Session}
 	}
 	m.CheckedAt = now
 	s.mkIdx = s.putKV(key, m.Encode())

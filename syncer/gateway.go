@@ -46,8 +46,8 @@ type gatewaySyncer struct {
 	// kick asks the gateway's loop for a full reconcile soon (a marker
 	// that vanished, a resync event, a new lease).
 	kick chan struct{}
-	// onFenced tells the HA layer that a write was fenced.
-	onFenced func()
+	// onFenced tells the HA layer that a write carrying session was fenced.
+	onFenced func(session string)
 	// lease is this replica's lease on the gateway (HA).
 	lease leaseState
 
@@ -67,6 +67,12 @@ type gatewaySyncer struct {
 	status GatewayStatus
 	// fullStart is when the running or last full reconcile started.
 	fullStart time.Time
+	// evidenced: a complete full sync with complete evidence (every
+	// catalog, every read) has happened since this replica began writing
+	// the gateway; until then nothing is deleted.
+	evidenced bool
+	// logged: conditions logOnce has reported.
+	logged map[string]string
 }
 
 // GatewayStatus is a gateway's state for the admin API.
@@ -151,6 +157,8 @@ type Result struct {
 	MirroredServices  int
 	MirroredInstances int
 	TxnOps            int
+	// evidence: every catalog and every service was read (a full cycle).
+	evidence bool
 }
 
 // maxListed bounds the errors and problems a result carries.
@@ -192,8 +200,8 @@ func (g *gatewaySyncer) record(res Result, err error) {
 	switch {
 	case err != nil && res.TxnOps == 0:
 		result = runError
-	case err != nil || !res.Complete:
-		result = runPartial
+	case err != nil || !res.Complete || len(res.Errors) > 0:
+		result = runPartial // incomplete, or complete with reads that failed
 	}
 	g.metrics.SyncRuns.WithLabelValues(g.cfg.Name, res.Scope, result).Inc()
 	g.metrics.SyncDuration.WithLabelValues(g.cfg.Name, res.Scope).Observe(res.Finished.Sub(res.Started).Seconds())
@@ -221,10 +229,21 @@ func (g *gatewaySyncer) record(res Result, err error) {
 		s.DeletesHeld, s.HeldReason, s.Kept = res.DeletesHeld, res.HeldReason, len(res.Kept)
 		g.metrics.DeletesHeld.WithLabelValues(g.cfg.Name).Set(float64(res.DeletesHeld))
 	}
+	if res.Complete && res.evidence {
+		g.evidenced = true
+	}
 	if res.Complete {
 		s.Synced, s.LastSuccess = true, res.Finished
 		g.metrics.LastSuccess.WithLabelValues(g.cfg.Name).Set(float64(res.Finished.UnixNano()) / 1e9)
 	}
+}
+
+// readAll reports whether a full sync with complete evidence happened
+// (the delete guard's "synced").
+func (g *gatewaySyncer) readAll() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.evidenced
 }
 
 // lastSuccess is the time of the last complete full sync (zero: none).
@@ -241,6 +260,34 @@ func (g *gatewaySyncer) fullStartedAfter(t time.Time) bool {
 	return g.fullStart.After(t)
 }
 
+// maxLogged bounds the conditions logOnce remembers.
+const maxLogged = 10000
+
+// logOnce logs a condition at warn the first time key has value, and at
+// debug while it keeps it: a problem that persists from cycle to cycle
+// (a bad instance, a DC that is down) is said once, not every cycle. An
+// empty value forgets the key (the condition ended).
+func (g *gatewaySyncer) logOnce(key, value, msg string, args ...any) {
+	g.mu.Lock()
+	if g.logged == nil || len(g.logged) > maxLogged {
+		g.logged = map[string]string{}
+	}
+	last := g.logged[key]
+	if value == "" {
+		delete(g.logged, key)
+	} else {
+		g.logged[key] = value
+	}
+	g.mu.Unlock()
+	switch {
+	case value == "":
+	case value != last:
+		g.log.Warn(msg, args...)
+	default:
+		g.log.Debug(msg, args...)
+	}
+}
+
 // requestFull asks for a full reconcile soon.
 func (g *gatewaySyncer) requestFull() {
 	select {
@@ -254,7 +301,7 @@ func (g *gatewaySyncer) setOwned(owned bool) {
 	g.mu.Lock()
 	g.status.Owned = owned
 	if !owned {
-		g.status.Synced = false
+		g.status.Synced, g.evidenced = false, false
 	}
 	g.mu.Unlock()
 }

@@ -158,9 +158,11 @@ func TestSync_MassDeleteGuard(t *testing.T) {
 	}
 }
 
-// A controller that has not completed a full read since it started deletes
-// nothing, even from a service whose own answer was read: a later complete
-// cycle does.
+// A controller that has not completed a full read of every catalog and
+// service since it started deletes nothing, even from a service whose own
+// answer was read: a later cycle with complete evidence does. A failover
+// DC down does not keep the mirror from being maintained (complete, ready:
+// review finding H4), only from deleting.
 func TestSync_NoDeletesBeforeFirstCompleteRead(t *testing.T) {
 	e := newEnv(t)
 	e.pub.register("dc1", inst("web", "n1", "web-1", 80), inst("web", "n2", "web-2", 80))
@@ -173,12 +175,15 @@ func TestSync_NoDeletesBeforeFirstCompleteRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Complete || res.DeletesHeld != 1 || res.HeldReason != "no complete read of the source yet" {
+	if !res.Complete || res.DeletesHeld != 1 || res.HeldReason != "no complete read of the source yet" {
 		t.Errorf("complete %v held %d reason %q", res.Complete, res.DeletesHeld, res.HeldReason)
 	}
 	wantHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:80", mn("dc1", "n2")+"/web-2:80")
-	if e.ctl.Ready() {
-		t.Error("ready before a complete sync")
+	if !e.ctl.Ready() {
+		t.Error("not ready after a complete sync (with a failover DC down)")
+	}
+	if res, _ := e.sync(Request{}); res.DeletesHeld != 1 {
+		t.Errorf("a second cycle without complete evidence deleted: held %d", res.DeletesHeld)
 	}
 
 	e.pub.locked(func() { e.pub.down["dc2"] = false })

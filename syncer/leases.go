@@ -63,13 +63,15 @@ func (c *Controller) followLeases(ctx context.Context) {
 			valid := ok && cur.Err() == nil
 			g.lease.mu.Lock()
 			last := g.lease.lease
-			if valid && cur != last {
-				g.lease.lease = cur
-			}
 			g.lease.mu.Unlock()
 			switch {
 			case valid && cur != last:
+				// The fence first: once the lease is published, the
+				// gateway's loops write, and every write must carry it.
 				g.store.SetFence(Fence{Key: cur.Key, Session: cur.Session})
+				g.lease.mu.Lock()
+				g.lease.lease = cur
+				g.lease.mu.Unlock()
 				g.setOwned(true)
 				g.log.Info("this replica now writes the gateway", "session", cur.Session)
 				g.requestFull()
@@ -96,9 +98,14 @@ func (c *Controller) followLeases(ctx context.Context) {
 // gateway's lease: its work stops at once (any write still sent would be
 // rejected by the fence anyway).
 func (c *Controller) leaseCtx(ctx context.Context, g *gatewaySyncer) (context.Context, context.CancelFunc) {
-	l := g.lease.get()
-	if c.leases == nil || l == nil {
+	if c.leases == nil {
 		return context.WithCancel(ctx)
+	}
+	l := g.lease.get()
+	if l == nil { // lost already: nothing may run
+		lctx, cancel := context.WithCancel(ctx)
+		cancel()
+		return lctx, cancel
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(l.Context(), cancel)

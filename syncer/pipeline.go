@@ -89,8 +89,11 @@ func (g *gatewaySyncer) readAndWrite(ctx context.Context, run *fullRun, d *disco
 		if errors.Is(t.err, errModelLoad) {
 			continue // the cycle fails on the mirror read itself
 		}
+		run.reads++
 		if g.classify(&run.res, &t) {
-			run.sourceComplete = false
+			run.evidence = false
+			run.readErrs++
+			run.dcDown = run.dcDown || errors.Is(t.err, ErrBackoff)
 		}
 		run.targets = append(run.targets, t)
 		chunk = append(chunk, t)
@@ -121,7 +124,7 @@ func (g *gatewaySyncer) classify(res *Result, t *target) (failed bool) {
 	if len(t.problems) > 0 {
 		res.Problems = appendBounded(res.Problems, t.problems...)
 		for _, p := range t.problems {
-			g.log.Warn("instance not mirrored", "service", t.name, "problem", p)
+			g.logOnce("problem|"+t.name+"|"+p, "seen", "instance not mirrored", "service", t.name, "problem", p)
 		}
 	}
 	return failed

@@ -89,6 +89,8 @@ type Store interface {
 	// Load reads every node and instance gwsync owns for the gateway, the
 	// names of nodes it does not own, and the gateway's records.
 	Load(ctx context.Context) (Snapshot, error)
+	// Read is Load for a dry run: it changes nothing in the Store.
+	Read(ctx context.Context) (Snapshot, error)
 	// LoadServices reads the owned instances of services (and their
 	// nodes), for a forced resync that must see the cluster as it is.
 	LoadServices(ctx context.Context, services []string) (Snapshot, error)
@@ -135,8 +137,10 @@ type Write struct {
 	// services; the store writes the shards that changed.
 	Coverage map[string]bool
 	// CoverAdd adds services to the coverage (a targeted reconcile of a
-	// service new to the mirror); ignored when Coverage is set.
+	// service new to the mirror), CoverDel removes some (a targeted delete
+	// of a service's last instances); ignored when Coverage is set.
 	CoverAdd []string
+	CoverDel []string
 	// Marker, when not nil, is written in the final txn, conditional on
 	// the marker Load saw (or its absence).
 	Marker *mirror.Marker
@@ -161,6 +165,15 @@ type Rejected struct {
 	ID      string
 	Reason  string
 }
+
+// FencedError: a txn's check-session failed: the session it carried no
+// longer holds the gateway's lock. errors.Is(err, ErrFenced) matches it.
+type FencedError struct{ Session string }
+
+func (e *FencedError) Error() string { return ErrFenced.Error() }
+
+// Is makes errors.Is(err, ErrFenced) true.
+func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 
 // Errors a Store returns for writes that must not be retried blindly.
 var (

@@ -3,6 +3,8 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -56,8 +58,16 @@ type fullRun struct {
 	res     Result
 	model   *State // g.model, or a private copy for a dry run
 	targets []target
-	// sourceComplete: every DC's catalog and every service were read.
-	sourceComplete bool
+	// evidence: every DC's catalog (trusted) and every service were read,
+	// so a first sync may delete what is absent (the guard's input).
+	evidence bool
+	// sourceCatalog: the source DC's catalog was read; reads and
+	// readErrs count the services read and those whose read failed, and
+	// dcDown is set when a read found the source DC backed off.
+	sourceCatalog bool
+	reads         int
+	readErrs      int
+	dcDown        bool
 	// failed is set once a commit failed: later chunks are not written.
 	failed error
 	plan   Plan // everything written (or, dry, planned)
@@ -81,13 +91,16 @@ func (g *gatewaySyncer) syncFull(ctx context.Context, req Request) (Result, erro
 	if err != nil {
 		return g.fail(run.res, err)
 	}
-	run.sourceComplete = disc.complete
+	run.evidence = disc.complete
+	run.sourceCatalog = !slices.Contains(disc.missing, g.cfg.SourceDatacenter)
+	run.res.Errors = appendBounded(run.res.Errors, disc.errs...)
+	g.logOnce("catalogs", strings.Join(disc.errs, "; "), "public catalogs incomplete this cycle", "errors", disc.errs)
 	// The mirror is read while the public side is: both take seconds at
 	// thousands of services, and reads of the public side need the model
 	// only after their answer is in.
 	model := newFuture()
-	go func() { m, err := g.loadModel(ctx, req.DryRun); model.set(m, err) }()
-	g.readAndWrite(ctx, run, &disc, readRequest{disc: &disc, minAt: minAt, model: model})
+	go func() { m, err := g.loadModel(ctx, req.DryRun, req.Force); model.set(m, err) }()
+	g.readAndWrite(ctx, run, &disc, readRequest{disc: &disc, minAt: minAt, model: model, at: disc.at, dry: req.DryRun})
 	if run.model == nil && run.failed == nil {
 		m, err := model.get(ctx)
 		if err != nil {
@@ -128,17 +141,18 @@ func (g *gatewaySyncer) finishFull(ctx context.Context, run *fullRun) {
 	defer g.writeMu.Unlock()
 	all := Diff(g.diffInput(run.model, run.targets, true))
 	dp := onlyDeletes(all)
-	v := Guard(dp, GuardInput{Safety: g.safety, Synced: g.snapshot().Synced, FullScope: true,
-		SourceComplete: run.sourceComplete, Force: run.req.Force, Mirrored: len(run.model.Services)})
+	v := Guard(dp, GuardInput{Safety: g.safety, Synced: g.readAll(), FullScope: true,
+		SourceComplete: run.evidence, Force: run.req.Force, Mirrored: len(run.model.Services)})
 	g.noteGuard(&run.res, v, run.req.DryRun)
 	w := Write{Plan: v.Plan, Touched: touched(run.model, v.Plan)}
-	complete := run.sourceComplete
+	complete := run.complete()
 	if complete {
-		w.Coverage = g.coverage(run)
+		w.Coverage = g.coverage(run, v.Plan)
 		w.Marker = g.nextMarker(run, w)
 	}
 	if !run.req.DryRun && w.Plan.Empty() && w.Marker == nil && !coverageChanged(g.covered, w.Coverage) {
 		run.res.Complete = complete
+		run.res.evidence = run.evidence
 		g.completed(ctx, run, complete, nil)
 		return
 	}
@@ -151,7 +165,20 @@ func (g *gatewaySyncer) finishFull(ctx context.Context, run *fullRun) {
 	}
 	run.plan.Merge(v.Plan)
 	run.res.Complete = complete
+	run.res.evidence = run.evidence
 	g.completed(ctx, run, complete, &w)
+}
+
+// complete says whether the cycle leaves a maintained mirror, one the
+// marker may vouch for: the source DC's catalog was read, and the source
+// DC answered (not every read failed, none found it backed off). A failure
+// that concerns one service (a bad name, a query that keeps timing out),
+// or a DC the gateway does not need that is down, keeps that service's
+// entries, is reported, and does not make the cycle incomplete: one bad
+// entry, or one sick DC far away, must not unvouch every mirror. Deletes
+// have their own, stricter evidence (every catalog, every confirmation).
+func (r *fullRun) complete() bool {
+	return r.sourceCatalog && !r.dcDown && (r.readErrs == 0 || r.readErrs < r.reads)
 }
 
 // onlyDeletes keeps a plan's deletes.

@@ -15,26 +15,18 @@ import (
 // for). The marker's heartbeat runs on a timer of its own.
 
 // coverage is the set of services the mirror is authoritative for after a
-// complete cycle: every service whose answer, with instances, was written,
-// and services kept as they were that were covered before (their entries
-// are the last good answer). A service with no instance is not covered,
+// complete cycle: every service with an instance in the model once the
+// cycle's last plan is applied. That is what the cycle (and any
+// event-driven reconcile that ran meanwhile) wrote, and what was kept as
+// the last good answer. A service with no instance is not covered,
 // confirmed or not: a reader asks the public cluster (which answers "none")
 // instead of trusting an empty mirror, and coverage does not flip-flop as
-// a service's entries are deleted and it then stays empty. "Written" is
-// what the model holds after the cycle's commits: a service whose every
-// instance the cluster refused (a token without node write, a refused
-// node) has none there, and is not covered either.
-func (g *gatewaySyncer) coverage(run *fullRun) map[string]bool {
-	out := map[string]bool{}
-	for _, t := range run.targets {
-		switch {
-		case t.auth && len(t.desired) > 0 && g.has(run.model, t.name):
-			out[t.name] = true
-		case !t.auth && g.covered[t.name]:
-			out[t.name] = true
-		}
-	}
-	return out
+// a service's entries are deleted and it then stays empty; a service whose
+// every instance the cluster refused is not covered either. writeMu held.
+func (g *gatewaySyncer) coverage(run *fullRun, last Plan) map[string]bool {
+	g.modelMu.RLock()
+	defer g.modelMu.RUnlock()
+	return servicesAfter(run.model, last)
 }
 
 func coverageChanged(old, next map[string]bool) bool {
@@ -73,18 +65,27 @@ func countsAfter(model *State, p Plan) (services, instances int) {
 	if len(p.Removed) == 0 {
 		return model.Counts()
 	}
+	left := servicesAfter(model, p)
+	return len(left), len(model.Services) - len(p.Removed)
+}
+
+// servicesAfter are the services with an instance in model once p's
+// deletes are applied.
+func servicesAfter(model *State, p Plan) map[string]bool {
 	removed := make(map[mirror.Key]bool, len(p.Removed))
 	for _, k := range p.Removed {
 		removed[k] = true
 	}
-	left := map[string]bool{}
-	for k, s := range model.Services {
-		if !removed[k] {
-			left[s.Name] = true
-			instances++
+	left := make(map[string]bool, len(model.byName))
+	for name, keys := range model.byName {
+		for k := range keys {
+			if !removed[k] {
+				left[name] = true
+				break
+			}
 		}
 	}
-	return len(left), instances
+	return left
 }
 
 // completed runs after the last commit of a full cycle (w: what it wrote,
@@ -151,14 +152,14 @@ func (g *gatewaySyncer) heartbeat(ctx context.Context) {
 		}
 		return
 	}
+	// Under the write lock: a commit's marker check-and-set and this one
+	// must not race (either would fail the other for nothing).
+	g.writeMu.Lock()
 	ok, err := g.store.Heartbeat(ctx, g.now())
+	g.writeMu.Unlock()
 	switch {
 	case errors.Is(err, ErrFenced):
-		g.metrics.Fenced.WithLabelValues(g.cfg.Name).Inc()
-		g.log.Error("marker heartbeat rejected by the HA fence: this replica no longer holds the gateway's lock")
-		if g.onFenced != nil {
-			g.onFenced()
-		}
+		g.fencedBy(err)
 	case err != nil:
 		g.log.Warn("sync marker not refreshed", "error", err)
 	case !ok:

@@ -130,7 +130,12 @@ func TestSync_Fenced(t *testing.T) {
 	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
 	e.full()
 	fenced := 0
-	e.gw.onFenced = func() { fenced++ }
+	e.gw.onFenced = func(session string) {
+		if session != "mine" {
+			t.Errorf("fence reported for session %q, want the one the write carried (mine)", session)
+		}
+		fenced++
+	}
 	e.st.holdLock("other-replica")
 	e.st.SetFence(Fence{Key: mirror.LockKey(mirror.DefaultKVPrefix, gw), Session: "mine"})
 	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/robfig/cron/v3"
 )
 
 // gatewayLoop runs a gateway's full reconciles: one at start, then on its
@@ -30,7 +31,7 @@ func (c *Controller) gatewayLoop(ctx context.Context, g *gatewaySyncer) {
 		case <-g.kick:
 		}
 		if !c.isOwned(g.cfg.Name) {
-			next = g.cfg.Spec.Next(c.now())
+			next = nextRun(g.cfg.Spec, c.now())
 			continue
 		}
 		select { // a full reconcile starting now covers earlier requests
@@ -47,7 +48,7 @@ func (c *Controller) gatewayLoop(ctx context.Context, g *gatewaySyncer) {
 		}
 		logCycle(g.log, res, err)
 		now := c.now()
-		next = g.cfg.Spec.Next(now)
+		next = nextRun(g.cfg.Spec, now)
 		if skipped := skippedTicks(g, started, now); skipped > 0 {
 			g.metrics.SkippedTicks.WithLabelValues(g.cfg.Name).Add(float64(skipped))
 			g.log.Warn("a full reconcile ran past its schedule: ticks skipped", "skipped", skipped, "duration", now.Sub(started).Round(time.Millisecond))
@@ -65,10 +66,25 @@ func (c *Controller) gatewayLoop(ctx context.Context, g *gatewaySyncer) {
 	}
 }
 
+// nextRun is the schedule's next time after now. An "@every" schedule is
+// aligned on a grid of its period from the Unix epoch, as cron specs are
+// on the clock: gateways with the same period then start their full
+// reconciles together however long each cycle takes, so their public reads
+// stay shared (each drifting by its own cycle time would soon read
+// everything once per gateway).
+func nextRun(spec cron.Schedule, now time.Time) time.Time {
+	every, ok := spec.(cron.ConstantDelaySchedule)
+	if !ok || every.Delay <= 0 {
+		return spec.Next(now)
+	}
+	d := every.Delay
+	return time.Unix(0, 0).Add((now.Sub(time.Unix(0, 0))/d + 1) * d)
+}
+
 // skippedTicks counts the schedule's ticks that fell inside a cycle.
 func skippedTicks(g *gatewaySyncer, from, to time.Time) int {
 	n := 0
-	for t := g.cfg.Spec.Next(from); !t.After(to) && n < 1000; t = g.cfg.Spec.Next(t) {
+	for t := nextRun(g.cfg.Spec, from); !t.After(to) && n < 1000; t = nextRun(g.cfg.Spec, t) {
 		n++
 	}
 	return n

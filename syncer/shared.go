@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -17,9 +18,10 @@ import (
 // Shared lets every gateway on a source DC use one public read per
 // (operation, DC, service): concurrent callers join the call in flight
 // (single-flight), and later callers reuse its result, errors included, as
-// long as it is younger than the share window and started no earlier than
-// they need (minAt: an event-driven reconcile needs an answer read after
-// the change it reacts to). This is what keeps public load flat as
+// long as it is younger than the share window. A caller that needs an
+// answer read after some time (minAt: an event-driven reconcile reacts to
+// a change seen then) never takes one that started earlier, neither cached
+// nor in flight. This is what keeps public load flat as
 // gateways are added.
 //
 // It also keeps each DC's health: a DC whose calls keep failing is backed
@@ -35,6 +37,7 @@ type Shared struct {
 
 	mu       sync.Mutex
 	cache    map[string]sharedEntry
+	inflight map[string]time.Time // key -> start of the latest call in flight
 	sf       singleflight.Group
 	dcs      map[string]*DCHealth
 	answered map[string]string // "dc|service" -> DC that answered its last execution
@@ -76,7 +79,7 @@ func NewShared(pub Public, o SharedOptions) *Shared {
 		o.Now = time.Now
 	}
 	return &Shared{pub: pub, window: o.Window, backMin: o.BackoffMin, backMax: max(o.BackoffMax, o.BackoffMin), now: o.Now, onDC: o.OnDC,
-		cache: map[string]sharedEntry{}, dcs: map[string]*DCHealth{}, answered: map[string]string{}}
+		cache: map[string]sharedEntry{}, inflight: map[string]time.Time{}, dcs: map[string]*DCHealth{}, answered: map[string]string{}}
 }
 
 // do returns a cached result started at or after minAt and younger than
@@ -87,6 +90,13 @@ func (s *Shared) do(ctx context.Context, key, dc string, minAt time.Time, fn fun
 	var wait time.Time
 	if h := s.dcs[dc]; h != nil {
 		wait = h.RetryAt
+	}
+	// A call in flight that started before minAt cannot have seen the
+	// change the caller reacts to: it gets a call of its own (shared with
+	// every caller that needs the same minAt).
+	flight := key
+	if started, ok := s.inflight[key]; ok && started.Before(minAt) {
+		flight = key + "@" + strconv.FormatInt(minAt.UnixNano(), 10)
 	}
 	s.mu.Unlock()
 	now := s.now()
@@ -99,11 +109,19 @@ func (s *Shared) do(ctx context.Context, key, dc string, minAt time.Time, fn fun
 	// The shared call must not die with whichever caller started it: it
 	// runs detached (Public bounds every call with its own deadline), and
 	// each caller waits only as long as its own context allows.
-	ch := s.sf.DoChan(key, func() (any, error) {
+	ch := s.sf.DoChan(flight, func() (any, error) {
 		start := s.now()
-		v, err := guard(func() (any, error) { return fn(context.WithoutCancel(ctx)) })
 		s.mu.Lock()
-		s.cache[key] = sharedEntry{at: start, val: v, err: err}
+		s.inflight[key] = start
+		s.mu.Unlock()
+		v, err := recovered(func() (any, error) { return fn(context.WithoutCancel(ctx)) })
+		s.mu.Lock()
+		if s.inflight[key].Equal(start) {
+			delete(s.inflight, key)
+		}
+		if old, ok := s.cache[key]; !ok || !old.at.After(start) {
+			s.cache[key] = sharedEntry{at: start, val: v, err: err}
+		}
 		s.recordLocked(dc, err)
 		s.mu.Unlock()
 		return v, err
@@ -215,10 +233,8 @@ func (s *Shared) Execute(ctx context.Context, dc, service string, minAt time.Tim
 		a, err := s.pub.Execute(ctx, dc, service)
 		if err == nil {
 			s.mu.Lock()
-			if len(a.Endpoints) > 0 {
+			if len(a.Endpoints) > 0 { // kept through empty answers: confirmations ask it too
 				s.answered[dc+"|"+service] = a.Datacenter
-			} else {
-				delete(s.answered, dc+"|"+service)
 			}
 			s.mu.Unlock()
 		}
@@ -229,7 +245,7 @@ func (s *Shared) Execute(ctx context.Context, dc, service string, minAt time.Tim
 }
 
 // AnsweredBy returns the DC whose instances answered the last execution of
-// service's query from dc ("" and false: unknown, or no instances).
+// service's query from dc that had instances ("" and false: none yet).
 func (s *Shared) AnsweredBy(dc, service string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -247,10 +263,10 @@ func (s *Shared) Usable(ctx context.Context, dc, service string) (int, Evidence,
 	return n, ev, err
 }
 
-// guard runs fn and turns a panic into an error. singleflight.DoChan
+// recovered runs fn and turns a panic into an error. singleflight.DoChan
 // re-panics a panicking function on a goroutine of its own, where nothing
-// can recover it: every shared call runs through guard.
-func guard[T any](fn func() (T, error)) (v T, err error) {
+// can recover it: every shared call runs through recovered.
+func recovered[T any](fn func() (T, error)) (v T, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/gwsync/gwsync/mirror"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -38,7 +39,7 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 	if req.Force {
 		minAt = g.now()
 	}
-	targets := g.readTargets(ctx, readRequest{minAt: minAt, model: resolved(model)}, names, req.Progress)
+	targets := g.readTargets(ctx, readRequest{minAt: minAt, model: resolved(model), at: g.now(), dry: req.DryRun}, names, req.Progress)
 	complete := true
 	for i := range targets {
 		if g.classify(&res, &targets[i]) {
@@ -57,15 +58,13 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 		}
 	}
 	p := Diff(g.diffInput(model, targets, false))
-	v := Guard(p, GuardInput{Safety: g.safety, Synced: g.snapshot().Synced, SourceComplete: complete, Force: req.Force, Mirrored: len(model.Services)})
+	v := Guard(p, GuardInput{Safety: g.safety, Synced: g.readAll(), SourceComplete: complete, Force: req.Force, Mirrored: len(model.Services)})
 	g.noteGuard(&res, v, req.DryRun)
 	w := Write{Plan: v.Plan, Touched: touched(model, v.Plan)}
-	for _, t := range targets {
-		if t.auth && len(t.desired) > 0 && !g.covered[t.name] && !g.superseded(t) {
-			w.CoverAdd = append(w.CoverAdd, t.name)
-		}
+	if !req.DryRun {
+		w.CoverAdd, w.CoverDel = g.coverChanges(model, targets, v.Plan)
 	}
-	if !w.Plan.Empty() || len(w.CoverAdd) > 0 {
+	if !w.Plan.Empty() || len(w.CoverAdd)+len(w.CoverDel) > 0 {
 		c, err := g.commit(ctx, model, w, req.DryRun)
 		res.TxnOps = c.Ops
 		g.noteRejected(&res, c.Rejected)
@@ -79,6 +78,9 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 		if !req.DryRun {
 			for _, s := range w.CoverAdd {
 				g.covered[s] = true
+			}
+			for _, s := range w.CoverDel {
+				delete(g.covered, s)
 			}
 		}
 	}
@@ -172,4 +174,34 @@ func (g *gatewaySyncer) readTargets(ctx context.Context, r readRequest, names []
 	}
 	_ = eg.Wait()
 	return out
+}
+
+// coverChanges: a service this reconcile leaves with instances becomes
+// covered; one it leaves with none (its last instances deleted, confirmed
+// empty) leaves the coverage, as a full reconcile would have it. writeMu
+// held.
+func (g *gatewaySyncer) coverChanges(model *State, targets []target, p Plan) (add, del []string) {
+	removed := make(map[mirror.Key]bool, len(p.Removed))
+	for _, k := range p.Removed {
+		removed[k] = true
+	}
+	for _, t := range targets {
+		if !t.auth || g.superseded(t) {
+			continue
+		}
+		left := len(t.desired) > 0
+		for k := range model.byName[t.name] {
+			if !removed[k] {
+				left = true
+				break
+			}
+		}
+		switch {
+		case left && !g.covered[t.name]:
+			add = append(add, t.name)
+		case !left && g.covered[t.name]:
+			del = append(del, t.name)
+		}
+	}
+	return add, del
 }

@@ -21,9 +21,9 @@ const fullReload = 30 * time.Minute
 // otherwise it becomes the gateway's model. Event-driven commits may land
 // while the cluster is being read: if one did, it is read again under the
 // write lock, so the model never misses a write.
-func (g *gatewaySyncer) loadModel(ctx context.Context, dry bool) (*State, error) {
+func (g *gatewaySyncer) loadModel(ctx context.Context, dry, force bool) (*State, error) {
 	if dry {
-		snap, err := g.store.Load(ctx)
+		snap, err := g.store.Read(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -35,7 +35,7 @@ func (g *gatewaySyncer) loadModel(ctx context.Context, dry bool) (*State, error)
 	// The model is exact while the cluster's catalog has not moved since
 	// this controller's last load or write: two tiny reads then replace a
 	// read of every service. Every fullReload it is reread all the same.
-	if m != nil && g.now().Sub(loadedAt) < fullReload {
+	if m != nil && !force && g.now().Sub(loadedAt) < fullReload {
 		if ok, err := g.store.Unchanged(ctx); err == nil && ok {
 			return m, nil
 		}
@@ -75,13 +75,7 @@ func (g *gatewaySyncer) commit(ctx context.Context, model *State, w Write, dry b
 	c, err := g.store.Commit(ctx, w)
 	g.writes++
 	if err != nil {
-		if errors.Is(err, ErrFenced) {
-			g.metrics.Fenced.WithLabelValues(g.cfg.Name).Inc()
-			g.log.Error("write rejected by the HA fence: this replica no longer holds the gateway's lock; it stops writing the gateway")
-			if g.onFenced != nil {
-				g.onFenced()
-			}
-		}
+		g.fencedBy(err)
 		g.modelMu.Lock()
 		g.model = nil
 		g.modelMu.Unlock()
@@ -115,6 +109,20 @@ func touched(model *State, p Plan) []string {
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+// fencedBy stops the gateway when err says a write was fenced: the
+// session it carried no longer holds the lock.
+func (g *gatewaySyncer) fencedBy(err error) {
+	var f *FencedError
+	if !errors.As(err, &f) {
+		return
+	}
+	g.metrics.Fenced.WithLabelValues(g.cfg.Name).Inc()
+	g.log.Error("write rejected by the HA fence: this replica no longer holds the gateway's lock; it stops writing the gateway", "session", f.Session)
+	if g.onFenced != nil {
+		g.onFenced(f.Session)
+	}
 }
 
 func opCount(p Plan) int {

@@ -15,66 +15,74 @@ import (
 )
 
 // Commit writes w. Catalog ops go in batches of whole nodes (a node with
-// its services), up to txn_concurrency in flight; the last batch also
-// carries the records: the change feed (check-and-set on the index last
-// seen, which fails if the cluster restarted or someone else wrote), the
-// coverage shards that changed, and the marker (check-and-set on the one
-// last seen). An op Consul rejects (an instance it will not take) is
-// reported in Committed.Rejected and its batch is sent again without it
-// (and without the rest of its node, if the node itself was refused):
-// one bad instance never blocks the others.
+// its services), up to txn_concurrency in flight, each checking that the
+// change feed is still what this Store last saw; changed coverage shards
+// that would not fit the last txn go in txns of their own; the last txn
+// carries the last catalog batch and advances the change feed with a
+// check-and-set (it fails if the cluster restarted or someone else wrote),
+// with the coverage shards and the marker (check-and-set on the one last
+// seen). Every txn starts with the HA fence.
+//
+// An op Consul rejects (an instance it will not take) is reported in
+// Committed.Rejected and its batch is sent again without it (and without
+// the rest of its node, if the node itself was refused): one bad instance
+// never blocks the others. When a commit fails after some of its txns may
+// have landed, the services it touched are remembered and announced by the
+// next commit that succeeds, so resolvers following the change feed never
+// miss a write.
 func (s *Store) Commit(ctx context.Context, w syncer.Write) (syncer.Committed, error) {
+	c := syncer.Committed{Nodes: map[string]uint64{}}
 	s.mu.Lock()
 	loaded := s.loaded
 	s.mu.Unlock()
 	if !loaded {
-		return syncer.Committed{}, fmt.Errorf("%w: %w", syncer.ErrConflict, errStale)
+		return c, fmt.Errorf("%w: %w", syncer.ErrConflict, errStale)
 	}
-	all, seq := batches(planUnits(s.enc, w.Plan), maxTxnOps-recordOps, maxTxnBytes-64<<10)
+	if err := s.ensureFeed(ctx); err != nil {
+		return c, err
+	}
+	all, seq := batches(planUnits(s.enc, w.Plan), maxTxnOps-recordOps, maxTxnBytes-recordBytes)
 	var last []op
 	if len(all) > 0 {
 		last, all = all[len(all)-1], all[:len(all)-1]
 	}
-	var c syncer.Committed
-	c.Nodes = map[string]uint64{}
-	var mu sync.Mutex
-	eg, ectx := errgroup.WithContext(ctx)
-	limit := s.txnConc
-	if slices.Contains(seq, true) {
-		limit = 1 // a split node: its later batches need its first
-	}
-	eg.SetLimit(limit)
-	chain := s.chainCheck()
-	for _, b := range all {
-		eg.Go(safe(func() error {
-			got, err := s.sendBatch(ectx, b, chain)
-			mu.Lock()
-			defer mu.Unlock()
-			merge(&c, got)
-			return err
-		}))
-	}
-	if err := eg.Wait(); err != nil {
-		s.invalidate()
-		return c, err
-	}
-	records, next, err := s.records(w)
+	rec, err := s.records(w)
 	if err != nil {
 		return c, err
 	}
-	got, err := s.sendBatch(ctx, last, records)
+	sent := false // a txn may have landed: a failure leaves writes to announce
+	fail := func(err error) (syncer.Committed, error) {
+		if sent {
+			s.remember(w, rec)
+		}
+		s.invalidate()
+		return c, err
+	}
+	if len(all) > 0 {
+		sent = true
+		if err := s.sendIntermediate(ctx, all, slices.Contains(seq, true), &c); err != nil {
+			return fail(err)
+		}
+	}
+	for _, group := range rec.early {
+		sent = true
+		if _, err := s.sendBatch(ctx, nil, append(s.chainCheck(), group...)); err != nil {
+			return fail(err)
+		}
+	}
+	sent = true
+	got, err := s.sendBatch(ctx, last, rec.final)
 	merge(&c, got)
 	if err != nil {
-		s.invalidate()
-		return c, err
+		return fail(err)
 	}
 	s.mu.Lock()
-	s.changes = next.changes
+	s.changes, s.coverage = rec.changes, rec.coverage
 	s.chIdx = got.kvIndex[mirror.ChangesKey(s.kvPrefix, s.gateway())]
 	if w.Marker != nil {
 		s.mkIdx = got.kvIndex[mirror.MarkerKey(s.kvPrefix, s.gateway())]
 	}
-	s.coverage = next.coverage
+	s.pending, s.pendingCoverage = nil, false
 	s.mu.Unlock()
 	if c.Ops > 0 {
 		// The catalog moved with this commit: note where it is now (a
@@ -86,6 +94,56 @@ func (s *Store) Commit(ctx context.Context, w syncer.Write) (syncer.Committed, e
 		s.mu.Unlock()
 	}
 	return c, nil
+}
+
+// sendIntermediate sends every batch but the last, up to txn_concurrency
+// in flight (one at a time when a node was split over batches: its later
+// batches need its first). Once ctx ends, no new batch starts; the ones in
+// flight finish.
+func (s *Store) sendIntermediate(ctx context.Context, all [][]op, split bool, c *syncer.Committed) error {
+	var mu sync.Mutex
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(s.txnConc)
+	if split {
+		eg.SetLimit(1)
+	}
+	chain := s.chainCheck()
+	for _, b := range all {
+		eg.Go(safe(func() error {
+			if err := ectx.Err(); err != nil {
+				return fmt.Errorf("commit stopped before all batches: %w", err)
+			}
+			got, err := s.sendBatch(ectx, b, chain)
+			mu.Lock()
+			defer mu.Unlock()
+			merge(c, got)
+			return err
+		}))
+	}
+	return eg.Wait()
+}
+
+// ensureFeed creates the change feed on its own before the first write to
+// a cluster that has none: every later batch then checks its index, so
+// even the first commit cannot land in a cluster that restarts under it.
+func (s *Store) ensureFeed(ctx context.Context) error {
+	s.mu.Lock()
+	idx, feed := s.chIdx, s.changes
+	s.mu.Unlock()
+	if idx != 0 {
+		return nil
+	}
+	key := mirror.ChangesKey(s.kvPrefix, s.gateway())
+	first := mirror.Changes{Version: mirror.ChangesVersion, Gateway: s.gateway(), Seq: feed.Seq, CoverageSeq: feed.CoverageSeq, Recent: feed.Recent}
+	got, err := s.sendBatch(ctx, nil, []*api.TxnOp{{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: key, Value: first.Encode(), Index: 0}}})
+	if err != nil {
+		s.invalidate()
+		return err
+	}
+	s.mu.Lock()
+	s.changes, s.chIdx = first, got.kvIndex[key]
+	s.mu.Unlock()
+	return nil
 }
 
 // committed is what one batch wrote.
@@ -100,19 +158,15 @@ func merge(c *syncer.Committed, got committed) {
 	maps.Copy(c.Nodes, got.Nodes)
 }
 
-// chainCheck is the op every intermediate batch carries: the change feed
-// is still what this Store last saw (it moves only with the final txn), so
-// not one write of a commit lands in a cluster that restarted (or that
-// someone else wrote) since. It reads, so batches can still run in
+// chainCheck is the op every batch before the last carries: the change
+// feed is still what this Store last saw (it moves only with the last
+// txn), so not one write of a commit lands in a cluster that restarted (or
+// that someone else wrote) since. It only reads, so batches still run in
 // parallel.
 func (s *Store) chainCheck() []*api.TxnOp {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := mirror.ChangesKey(s.kvPrefix, s.gateway())
-	if s.chIdx == 0 {
-		return []*api.TxnOp{{KV: &api.KVTxnOp{Verb: api.KVCheckNotExists, Key: key}}}
-	}
-	return []*api.TxnOp{{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: key, Index: s.chIdx}}}
+	return []*api.TxnOp{{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: mirror.ChangesKey(s.kvPrefix, s.gateway()), Index: s.chIdx}}}
 }
 
 // invalidate forgets the chain: the next Commit needs a Load.
@@ -122,90 +176,24 @@ func (s *Store) invalidate() {
 	s.mu.Unlock()
 }
 
-// nextRecords is the chain state after a successful final txn.
-type nextRecords struct {
-	changes  mirror.Changes
-	coverage [mirror.CoverageShards][]string
-}
-
-// records builds the final txn's record ops: the change feed (always), the
-// coverage shards that changed, the marker.
-func (s *Store) records(w syncer.Write) ([]*api.TxnOp, nextRecords, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	next := nextRecords{coverage: s.coverage}
-	var changed []int
-	if w.Coverage != nil || len(w.CoverAdd) > 0 {
-		var shards [mirror.CoverageShards]map[string]bool
-		for i := range shards {
-			shards[i] = map[string]bool{}
-			if w.Coverage == nil {
-				for _, n := range s.coverage[i] {
-					shards[i][n] = true
-				}
-			}
-		}
-		for n := range w.Coverage {
-			shards[mirror.ShardOf(n)][n] = true
-		}
-		for _, n := range w.CoverAdd {
-			shards[mirror.ShardOf(n)][n] = true
-		}
-		for i := range shards {
-			names := slices.Sorted(maps.Keys(shards[i]))
-			if !slices.Equal(names, s.coverage[i]) {
-				next.coverage[i] = names
-				changed = append(changed, i)
-			}
-		}
-	}
-	touched := slices.Clone(w.Touched)
-	for _, i := range changed {
-		touched = append(touched, diffNames(s.coverage[i], next.coverage[i])...)
-	}
-	next.changes = s.changes.Next(s.gateway(), touched, len(changed) > 0)
-	ops := []*api.TxnOp{{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: mirror.ChangesKey(s.kvPrefix, s.gateway()), Value: next.changes.Encode(), Index: s.chIdx}}}
-	for _, i := range changed {
-		shard := mirror.CoverageShard{Version: mirror.CoverageVersion, Gateway: s.gateway(), Shard: i, Seq: next.changes.Seq, Services: next.coverage[i]}
-		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: mirror.CoverageKey(s.kvPrefix, s.gateway(), i), Value: shard.Encode()}})
-	}
-	if w.Marker != nil {
-		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: mirror.MarkerKey(s.kvPrefix, s.gateway()), Value: w.Marker.Encode(), Index: s.mkIdx}})
-	}
-	return ops, next, nil
-}
-
-// diffNames are the names in exactly one of two sorted lists.
-func diffNames(a, b []string) []string {
-	var out []string
-	for _, n := range a {
-		if _, ok := slices.BinarySearch(b, n); !ok {
-			out = append(out, n)
-		}
-	}
-	for _, n := range b {
-		if _, ok := slices.BinarySearch(a, n); !ok {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// sendBatch sends catalog ops (and, for the final txn, records) behind the
-// fence. Ops Consul rejects are dropped, with the rest of their node when
-// the node itself was rejected, and the batch is sent once more.
+// sendBatch sends catalog ops (after records: the chain check, or the last
+// txn's record ops) behind the fence. Ops Consul rejects are dropped, with
+// the rest of their node when the node itself was rejected, and the batch
+// is sent again; Consul reports its checks in two rounds (ACL and
+// validation first, then the state store), so this repeats while new
+// rejections come, at most once per op.
 func (s *Store) sendBatch(ctx context.Context, batch []op, records []*api.TxnOp) (committed, error) {
 	out := committed{Committed: syncer.Committed{Nodes: map[string]uint64{}}}
 	if len(batch) == 0 && len(records) == 0 {
 		return out, nil
 	}
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; attempt <= len(batch); attempt++ {
 		ops := make([]*api.TxnOp, 0, len(records)+len(batch)+1)
 		ops = append(ops, records...)
 		for _, o := range batch {
 			ops = append(ops, o.txn)
 		}
-		ops = s.fenced(ops)
+		ops, fenced := s.fenced(ops)
 		base := len(ops) - len(batch) // index of the first catalog op
 		res, err := s.send(ctx, ops)
 		if err != nil {
@@ -215,18 +203,11 @@ func (s *Store) sendBatch(ctx context.Context, batch []op, records []*api.TxnOp)
 			out.Ops += len(batch)
 			out.kvIndex = res.kvIndex
 			maps.Copy(out.Nodes, res.nodes)
-			for _, o := range batch {
-				s.metrics.DedicatedWrites.WithLabelValues(s.gateway(), o.verb).Inc()
-			}
-			for _, r := range records {
-				if r.KV != nil && (r.KV.Verb == api.KVSet || r.KV.Verb == api.KVCAS) {
-					s.metrics.DedicatedWrites.WithLabelValues(s.gateway(), "kv_set").Inc()
-				}
-			}
+			s.countWrites(batch, records)
 			return out, nil
 		}
-		if res.fenced {
-			return out, syncer.ErrFenced
+		if fenced != "" && isFenceFailure(res.errs[0]) {
+			return out, &syncer.FencedError{Session: fenced}
 		}
 		var bad []op
 		for i, what := range res.errs {
@@ -241,13 +222,28 @@ func (s *Store) sendBatch(ctx context.Context, batch []op, records []*api.TxnOp)
 				out.Rejected = append(out.Rejected, syncer.Rejected{Kind: o.kind, Node: o.node, Service: o.svc, ID: o.id, Reason: what})
 			}
 		}
-		if len(bad) == 0 || attempt > 0 {
+		if len(bad) == 0 {
 			return out, fmt.Errorf("txn rejected: %d op errors", len(res.errs))
 		}
 		var dropped []op
 		batch, dropped = without(batch, bad)
 		for _, o := range dropped {
 			out.Rejected = append(out.Rejected, syncer.Rejected{Kind: o.kind, Node: o.node, Service: o.svc, ID: o.id, Reason: "its node was rejected"})
+		}
+		if len(batch) == 0 && len(records) == 0 {
+			return out, nil
+		}
+	}
+	return out, fmt.Errorf("txn rejected again after dropping every refused op")
+}
+
+func (s *Store) countWrites(batch []op, records []*api.TxnOp) {
+	for _, o := range batch {
+		s.metrics.DedicatedWrites.WithLabelValues(s.gateway(), o.verb).Inc()
+	}
+	for _, r := range records {
+		if r.KV != nil && (r.KV.Verb == api.KVSet || r.KV.Verb == api.KVCAS) {
+			s.metrics.DedicatedWrites.WithLabelValues(s.gateway(), "kv_set").Inc()
 		}
 	}
 }

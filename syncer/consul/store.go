@@ -47,6 +47,24 @@ type Store struct {
 	// Load or Commit (catKnown false: unknown).
 	catKnown bool
 	cat      [2]uint64
+	// pending: services (and coverage) written but not announced in the
+	// change feed yet (a commit failed after some of its txns landed, or
+	// a previous writer died between them); the next commit names them.
+	// Load adds to it, never clears it.
+	pending         []string
+	pendingCoverage bool
+}
+
+// chain is what a read says about the records the write chain follows.
+type chain struct {
+	changes  mirror.Changes
+	chIdx    uint64
+	mkIdx    uint64
+	coverage [mirror.CoverageShards][]string
+	cat      [2]uint64
+	catKnown bool
+	// unannounced: services with entries newer than the change feed.
+	unannounced []string
 }
 
 var _ syncer.Store = (*Store)(nil)
@@ -99,17 +117,49 @@ func (s *Store) SetFence(f syncer.Fence) {
 }
 
 // Load reads every owned node and instance, the foreign node names and the
-// gateway's records, and resets the write chain to what it read.
+// gateway's records, and resets the write chain to what it read. Entries
+// newer than the change feed (a writer died between the txns of a commit)
+// are announced by the next commit.
 func (s *Store) Load(ctx context.Context) (syncer.Snapshot, error) {
+	snap, ch, err := s.read(ctx)
+	if err != nil {
+		return snap, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loaded = true
+	s.changes, s.chIdx, s.mkIdx, s.coverage = ch.changes, ch.chIdx, ch.mkIdx, ch.coverage
+	s.cat, s.catKnown = ch.cat, ch.catKnown
+	if len(ch.unannounced) > 0 {
+		s.pending = append(s.pending, ch.unannounced...)
+		s.log.Info("entries newer than the change feed (a write was cut short): the next write announces them", "services", len(ch.unannounced))
+	}
+	return snap, nil
+}
+
+// Read is Load for a dry run: it changes nothing of the Store's state.
+func (s *Store) Read(ctx context.Context) (syncer.Snapshot, error) {
+	snap, _, err := s.read(ctx)
+	return snap, err
+}
+
+// read reads the mirror and its records.
+func (s *Store) read(ctx context.Context) (syncer.Snapshot, chain, error) {
 	snap := syncer.Snapshot{State: syncer.NewState()}
+	var ch chain
 	// The catalog's indexes before the read: a change during the read
 	// moves them, so the next Unchanged says so (and the model is reread).
 	cat, catErr := s.catalogIndex(ctx)
+	ch.cat, ch.catKnown = cat, catErr == nil
 	cctx, cancel := s.callCtx(ctx, false)
 	nodes, _, err := s.client.Catalog().Nodes(s.qopts(cctx))
+	nodeIdx := map[string]uint64{}
+	for _, n := range nodes {
+		nodeIdx[n.Node] = n.ModifyIndex
+	}
 	cancel()
 	if err != nil {
-		return snap, fmt.Errorf("read nodes: %w", err)
+		return snap, ch, fmt.Errorf("read nodes: %w", err)
 	}
 	for _, n := range nodes {
 		switch o := s.enc.Owner(n.Meta); o {
@@ -126,13 +176,13 @@ func (s *Store) Load(ctx context.Context) (syncer.Snapshot, error) {
 	names, meta, err := s.client.Catalog().Services(q)
 	cancel()
 	if err != nil {
-		return snap, fmt.Errorf("read services: %w", err)
+		return snap, ch, fmt.Errorf("read services: %w", err)
 	}
 	// The node list above is filtered by design (a least-privilege token
 	// reads nodes under the node prefix only); reads of owned entries
 	// must not be.
 	if filtered(meta) {
-		return snap, fmt.Errorf("read services: %w", s.hiddenEntries(ctx))
+		return snap, ch, fmt.Errorf("read services: %w", s.hiddenEntries(ctx))
 	}
 	list := make([]string, 0, len(names))
 	for n := range names {
@@ -159,22 +209,22 @@ func (s *Store) Load(ctx context.Context) (syncer.Snapshot, error) {
 		}))
 	}
 	if err := eg.Wait(); err != nil {
-		return snap, err
+		return snap, ch, err
+	}
+	if err := s.readRecords(ctx, &snap, &ch); err != nil {
+		return snap, ch, err
 	}
 	for _, entries := range results {
 		for _, cs := range entries {
 			if _, ok := snap.State.Nodes[cs.Node]; ok { // else registered after the node list was read
 				snap.State.PutService(mirror.DecodeCatalogService(cs))
+				if cs.ModifyIndex > ch.chIdx || nodeIdx[cs.Node] > ch.chIdx {
+					ch.unannounced = append(ch.unannounced, cs.ServiceName)
+				}
 			}
 		}
 	}
-	if err := s.loadRecords(ctx, &snap); err != nil {
-		return snap, err
-	}
-	s.mu.Lock()
-	s.cat, s.catKnown = cat, catErr == nil
-	s.mu.Unlock()
-	return snap, nil
+	return snap, ch, nil
 }
 
 // Unchanged compares the catalog's node and service table indexes with the
@@ -232,9 +282,8 @@ func (s *Store) LoadServices(ctx context.Context, services []string) (syncer.Sna
 	return snap, nil
 }
 
-// loadRecords reads the marker, the change feed and the coverage, and
-// resets the chain to them.
-func (s *Store) loadRecords(ctx context.Context, snap *syncer.Snapshot) error {
+// readRecords reads the marker, the change feed and the coverage.
+func (s *Store) readRecords(ctx context.Context, snap *syncer.Snapshot, ch *chain) error {
 	cctx, cancel := s.callCtx(ctx, false)
 	defer cancel()
 	prefix := mirror.GatewayPrefix(s.kvPrefix, s.gateway())
@@ -253,32 +302,28 @@ func (s *Store) loadRecords(ctx context.Context, snap *syncer.Snapshot) error {
 	if filtered(meta) {
 		return fmt.Errorf("read coverage: %w", s.hiddenKeys(covPrefix))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.loaded, s.changes, s.chIdx, s.mkIdx = true, mirror.Changes{}, 0, 0
 	for _, kv := range pairs {
 		switch kv.Key {
 		case mirror.MarkerKey(s.kvPrefix, s.gateway()):
-			s.mkIdx = kv.ModifyIndex
+			ch.mkIdx = kv.ModifyIndex
 			if m, err := mirror.DecodeMarker(kv.Value); err == nil && m.Gateway == s.gateway() {
 				snap.Marker = &m
 			} else {
 				s.log.Warn("sync marker unreadable or not this gateway's: it will be rewritten by the next complete sync", "error", err)
 			}
 		case mirror.ChangesKey(s.kvPrefix, s.gateway()):
-			s.chIdx = kv.ModifyIndex
+			ch.chIdx = kv.ModifyIndex
 			if c, err := mirror.DecodeChanges(kv.Value); err == nil {
-				s.changes = c
+				ch.changes = c
 			}
 		}
 	}
-	s.coverage = [mirror.CoverageShards][]string{}
 	if len(cov) > 0 {
 		snap.Coverage = map[string]bool{}
 	}
 	for _, kv := range cov {
 		if sh, err := mirror.DecodeCoverageShard(kv.Value); err == nil && kv.Key == mirror.CoverageKey(s.kvPrefix, s.gateway(), sh.Shard) {
-			s.coverage[sh.Shard] = sh.Services
+			ch.coverage[sh.Shard] = sh.Services
 			for _, name := range sh.Services {
 				snap.Coverage[name] = true
 			}
@@ -300,17 +345,23 @@ func (s *Store) Heartbeat(ctx context.Context, now time.Time) (bool, error) {
 		return false, nil
 	}
 	m, err := mirror.DecodeMarker(kv.Value)
-	if err != nil || m.Gateway != s.gateway() {
+	s.mu.Lock()
+	mine := s.mkIdx != 0 && kv.ModifyIndex == s.mkIdx
+	s.mu.Unlock()
+	if err != nil || m.Gateway != s.gateway() || !mine {
+		// Gone, unreadable, another gateway's, or not the one this
+		// controller last wrote or read (restored, rewritten by hand):
+		// only a complete sync writes a marker.
 		return false, nil
 	}
 	m.CheckedAt = now
-	ops := []*api.TxnOp{{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: kv.Key, Value: m.Encode(), Index: kv.ModifyIndex}}}
-	res, err := s.send(ctx, s.fenced(ops))
+	ops, session := s.fenced([]*api.TxnOp{{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: kv.Key, Value: m.Encode(), Index: kv.ModifyIndex}}})
+	res, err := s.send(ctx, ops)
 	if err != nil {
 		return false, err
 	}
-	if res.fenced {
-		return false, syncer.ErrFenced
+	if !res.ok && session != "" && isFenceFailure(res.errs[0]) {
+		return false, &syncer.FencedError{Session: session}
 	}
 	if !res.ok {
 		return false, nil
@@ -330,22 +381,22 @@ func (s *Store) EnsureLocalTemplate(ctx context.Context) error {
 	return ensureQuery(cctx, s.client, s.qopts(cctx), "", want, true, s.log)
 }
 
-// fenced prepends the fence (if any) to ops.
-func (s *Store) fenced(ops []*api.TxnOp) []*api.TxnOp {
+// fenced prepends the fence (if any) to ops, and returns the session it
+// checks ("" without a fence).
+func (s *Store) fenced(ops []*api.TxnOp) ([]*api.TxnOp, string) {
 	s.mu.Lock()
 	f := s.fence
 	s.mu.Unlock()
 	if f == nil {
-		return ops
+		return ops, ""
 	}
 	check := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: f.Key, Session: f.Session}}
-	return append([]*api.TxnOp{check}, ops...)
+	return append([]*api.TxnOp{check}, ops...), f.Session
 }
 
 // sent is the outcome of one txn.
 type sent struct {
 	ok      bool
-	fenced  bool              // the fence op failed
 	errs    map[int]string    // op index -> error (409)
 	kvIndex map[string]uint64 // key -> new ModifyIndex
 	nodes   map[string]uint64 // node -> new ModifyIndex
@@ -367,9 +418,6 @@ func (s *Store) send(ctx context.Context, ops []*api.TxnOp) (sent, error) {
 		for _, e := range resp.Errors {
 			out.errs[e.OpIndex] = e.What
 		}
-		s.mu.Lock()
-		out.fenced = s.fence != nil && out.errs[0] != ""
-		s.mu.Unlock()
 		return out, nil
 	}
 	s.metrics.DedicatedTxns.WithLabelValues(s.gateway(), syncer.ResultOK).Inc()

@@ -73,7 +73,7 @@ func (d *Detector) Run(ctx context.Context, sink func(Event)) error {
 		defer close(delivered)
 		d.queue.deliver(ctx, sink)
 	}()
-	d.log.Info("watching the public cluster", "wait", d.opts.Wait, "rate", d.opts.Rate, "burst", d.opts.Burst)
+	d.log.Info("watching the public cluster", "wait", d.opts.Wait, "rate", d.opts.Rate, "catalog_rate", d.opts.CatalogRate)
 	d.refreshLoop(ctx)
 	d.mu.Lock()
 	all := d.dcs
@@ -163,11 +163,11 @@ func (d *Detector) setDCs(ctx context.Context, want map[string]bool) {
 
 func (d *Detector) startDC(ctx context.Context, dc string) *dcWatch {
 	ctx, cancel := context.WithCancel(ctx)
-	view := &dcView{}
+	view := newDCView(d.opts.OnlyPassing)
 	w := &dcWatch{view: view, cancel: cancel, done: make(chan struct{})}
-	w.loops = []*loop{
-		newLoop(d, dc, loopHealth, &healthLister{src: d.src, view: view, onlyPassing: d.opts.OnlyPassing}),
-		newLoop(d, dc, loopCatalog, &catalogLister{src: d.src, view: view}),
+	w.loops = []*loop{newLoop(d, dc, loopCatalog, &catalogLister{src: d.src, view: view}, d.opts.CatalogRate, d.opts.CatalogBurst)}
+	for _, state := range view.statesNeeded() {
+		w.loops = append(w.loops, newLoop(d, dc, state, &statusLister{src: d.src, state: state, view: view}, d.opts.Rate, d.opts.Burst))
 	}
 	var wg sync.WaitGroup
 	for _, l := range w.loops {

@@ -1,20 +1,18 @@
 package watch
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 )
 
-func TestDiffHealth(t *testing.T) {
+func TestDiffStatus(t *testing.T) {
+	// A critical list: web down on n1, api down on n2, and n3's node check.
 	base := []Check{
-		chk("n1", "serfHealth", "passing", ""),
-		chk("n1", "service:web", "passing", "web"),
-		chk("n1", "service:api", "passing", "api"),
-		chk("n2", "serfHealth", "passing", ""),
-		chk("n2", "service:web", "passing", "web"),
-		chk("n3", "service:db", "passing", "db"),
+		chk("n1", "service:web", "critical", "web"),
+		chk("n2", "service:api", "critical", "api"),
+		chk("n3", "serfHealth", "critical", ""),
 	}
+	onNode := map[string][]string{"n1": {"web"}, "n2": {"api", "web"}, "n3": {"db", "web"}, "n4": {"cache"}}
 	edit := func(f func([]Check) []Check) []Check { return f(slices.Clone(base)) }
 	tests := []struct {
 		name string
@@ -23,30 +21,60 @@ func TestDiffHealth(t *testing.T) {
 	}{
 		{name: "same list", cur: slices.Clone(base), want: nil},
 		{name: "same list in another order", cur: edit(func(c []Check) []Check { slices.Reverse(c); return c }), want: nil},
-		{name: "status change", cur: edit(func(c []Check) []Check { c[2].Status = "critical"; return c }), want: []string{"api"}},
-		{name: "passing to warning", cur: edit(func(c []Check) []Check { c[5].Status = "warning"; return c }), want: []string{"db"}},
-		{name: "check added", cur: edit(func(c []Check) []Check { return append(c, chk("n4", "service:db", "passing", "db")) }), want: []string{"db"}},
-		{name: "check added to an existing instance", cur: edit(func(c []Check) []Check {
-			x := chk("n1", "http", "passing", "web")
-			return append(c, x)
-		}), want: []string{"web"}},
-		{name: "check removed", cur: edit(func(c []Check) []Check { return slices.Delete(c, 4, 5) }), want: []string{"web"}},
-		{name: "service vanished", cur: edit(func(c []Check) []Check { return c[:5] }), want: []string{"db"}},
-		{name: "node check change marks every service with a check on the node", cur: edit(func(c []Check) []Check { c[0].Status = "critical"; return c }), want: []string{"api", "web"}},
-		{name: "node check added", cur: edit(func(c []Check) []Check { return append(c, chk("n3", "_node_maintenance", "critical", "")) }), want: []string{"db"}},
-		{name: "node removed with its checks", cur: edit(func(c []Check) []Check { return c[3:] }), want: []string{"api", "web"}},
-		{name: "check moved to another service", cur: edit(func(c []Check) []Check { c[5].ServiceName, c[5].ServiceID = "cache", "cache-n3"; return c }), want: []string{"cache", "db"}},
-		{name: "same check ID, other instance of the service", cur: edit(func(c []Check) []Check { c[5].ServiceID = "db-2"; return c }), want: []string{"db"}},
+		{name: "a check recovered (left the list)", cur: edit(func(c []Check) []Check { return c[1:] }), want: []string{"web"}},
+		{name: "a check failed (entered the list)", cur: edit(func(c []Check) []Check { return append(c, chk("n4", "service:cache", "critical", "cache")) }), want: []string{"cache"}},
+		{name: "status change within the list", cur: edit(func(c []Check) []Check { c[1].Status = "warning"; return c }), want: []string{"api"}},
+		{name: "check moved to another service", cur: edit(func(c []Check) []Check { c[0].ServiceName, c[0].ServiceID = "cache", "cache-n1"; return c }), want: []string{"cache", "web"}},
+		{name: "same check ID, another instance of the service", cur: edit(func(c []Check) []Check { c[1].ServiceID = "api-2"; return c }), want: []string{"api"}},
+		{name: "node check recovered: every service on the node", cur: edit(func(c []Check) []Check { return c[:2] }), want: []string{"db", "web"}},
+		{name: "node check failed on a node the instance list does not know", cur: edit(func(c []Check) []Check {
+			return append(c, chk("n9", "serfHealth", "critical", ""), chk("n9", "service:x", "critical", "x"))
+		}), want: []string{"x"}},
 		{name: "check without service name names nothing", cur: edit(func(c []Check) []Check {
-			return append(c, Check{Node: "n3", CheckID: "orphan", Status: "critical", ServiceID: "x"})
+			return append(c, Check{Node: "n5", CheckID: "orphan", Status: "critical", ServiceID: "x"})
 		}), want: nil},
-		{name: "everything gone", cur: nil, want: []string{"api", "db", "web"}},
+		{name: "everything recovered", cur: nil, want: []string{"api", "db", "web"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := diffHealth(newHealthList(slices.Clone(base)), newHealthList(tt.cur))
+			got := diffStatus(newHealthList(slices.Clone(base)), newHealthList(tt.cur), func(n string) []string { return onNode[n] })
 			if !slices.Equal(got, tt.want) {
-				t.Errorf("diffHealth = %v, want %v", got, tt.want)
+				t.Errorf("diffStatus = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDiffInstances(t *testing.T) {
+	base := []Check{
+		chk("n1", "serfHealth", "passing", ""),
+		chk("n1", "service:web", "passing", "web"),
+		chk("n1", "service:api", "critical", "api"),
+		chk("n2", "service:web", "passing", "web"),
+	}
+	edit := func(f func([]Check) []Check) []Check { return f(slices.Clone(base)) }
+	tests := []struct {
+		name string
+		cur  []Check
+		want []string
+	}{
+		{name: "same", cur: slices.Clone(base), want: nil},
+		{name: "statuses and outputs are not membership", cur: edit(func(c []Check) []Check {
+			c[0].Status, c[1].Status, c[2].Status = "critical", "critical", "passing"
+			return c
+		}), want: nil},
+		{name: "instance added", cur: edit(func(c []Check) []Check { return append(c, chk("n3", "service:db", "passing", "db")) }), want: []string{"db"}},
+		{name: "instance removed", cur: edit(func(c []Check) []Check { return slices.Delete(c, 3, 4) }), want: []string{"web"}},
+		{name: "instance replaced (new ID, same check ID)", cur: edit(func(c []Check) []Check { c[3].ServiceID = "web-v2"; return c }), want: []string{"web"}},
+		{name: "node check added or removed is not membership", cur: edit(func(c []Check) []Check {
+			return append(c[1:], chk("n2", "serfHealth", "critical", ""))
+		}), want: nil},
+		{name: "node removed", cur: edit(func(c []Check) []Check { return c[3:] }), want: []string{"api", "web"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := diffInstances(newHealthList(slices.Clone(base)), newHealthList(tt.cur)); !slices.Equal(got, tt.want) {
+				t.Errorf("diffInstances = %v, want %v", got, tt.want)
 			}
 		})
 	}
@@ -59,47 +87,60 @@ func TestNewHealthList_DuplicatesKeepOneWhateverTheOrder(t *testing.T) {
 	if len(la) != 1 || !slices.Equal(la, lb) {
 		t.Fatalf("lists from the same checks in two orders: %v and %v", la, lb)
 	}
-	if got := diffHealth(la, lb); got != nil {
-		t.Errorf("diff of the same checks = %v", got)
-	}
 }
 
-func TestCountUsable(t *testing.T) {
-	list := newHealthList([]Check{
+func TestDCView_Usable(t *testing.T) {
+	instances := newHealthList([]Check{
 		chk("n1", "serfHealth", "passing", ""),
 		chk("n1", "service:web", "passing", "web"),
-		chk("n1", "service:api", "warning", "api"),
-		chk("n2", "serfHealth", "critical", ""),
-		chk("n2", "service:web", "passing", "web"), // node down
+		chk("n1", "service:api", "passing", "api"),
+		chk("n2", "service:web", "passing", "web"),
+		chk("n2", "http", "passing", "web"), // a second check of the same instance
 		chk("n3", "service:web", "passing", "web"),
-		chk("n3", "http", "warning", "web"), // second check of web on n3 (ServiceID web-n3)
-		chk("n4", "_service_maintenance:db-n4", "critical", "db"),
 		chk("n4", "service:db", "passing", "db"),
-		chk("n5", "service:api", "", "api"), // empty status is critical
 	})
+	critical := newHealthList([]Check{chk("n2", "serfHealth", "critical", "")}) // n2 is down
+	warning := newHealthList([]Check{chk("n3", "service:web", "warning", "web"), chk("n1", "service:api", "warning", "api")})
+	services := newCatalogList(map[string][]string{"web": nil, "api": nil, "db": nil, "nocheck": nil})
 	tests := []struct {
 		onlyPassing bool
-		want        map[string]serviceHealth
+		service     string
+		n           int
+		known       bool
 	}{
-		{onlyPassing: true, want: map[string]serviceHealth{
-			"web": {Checked: 3, Usable: 1}, "api": {Checked: 2, Usable: 0}, "db": {Checked: 1, Usable: 0},
-		}},
-		{onlyPassing: false, want: map[string]serviceHealth{
-			"web": {Checked: 3, Usable: 2}, "api": {Checked: 2, Usable: 1}, "db": {Checked: 1, Usable: 0},
-		}},
+		{onlyPassing: true, service: "web", n: 1, known: true},
+		{onlyPassing: false, service: "web", n: 2, known: true},
+		{onlyPassing: true, service: "api", n: 0, known: true},
+		{onlyPassing: false, service: "api", n: 1, known: true},
+		{onlyPassing: true, service: "db", n: 1, known: true},
+		{onlyPassing: true, service: "nocheck", n: 0, known: false},
+		{onlyPassing: true, service: "absent", n: 0, known: true},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("only_passing=%t", tt.onlyPassing), func(t *testing.T) {
-			got := countUsable(list, tt.onlyPassing)
-			if len(got) != len(tt.want) {
-				t.Errorf("countUsable = %v, want %v", got, tt.want)
-			}
-			for svc, w := range tt.want {
-				if got[svc] != w {
-					t.Errorf("%s: %+v, want %+v", svc, got[svc], w)
-				}
-			}
-		})
+		v := newDCView(tt.onlyPassing)
+		v.setInstances(instances)
+		v.setServices(services)
+		if _, known := v.usable(tt.service); known {
+			t.Errorf("only_passing=%t: %s known before the status lists", tt.onlyPassing, tt.service)
+		}
+		v.setFailing(stateCritical, critical)
+		v.setFailing(stateWarning, warning)
+		if n, known := v.usable(tt.service); n != tt.n || known != tt.known {
+			t.Errorf("only_passing=%t: usable(%s) = %d, %t; want %d, %t", tt.onlyPassing, tt.service, n, known, tt.n, tt.known)
+		}
+	}
+	v := newDCView(true)
+	v.setFailing(stateCritical, nil)
+	v.setFailing(stateWarning, nil)
+	if _, known := v.usable("web"); known {
+		t.Error("usable known without an instance list")
+	}
+	if got := v.servicesOn("n1"); got != nil {
+		t.Errorf("servicesOn without an instance list = %v", got)
+	}
+	v.setInstances(instances)
+	if got := v.servicesOn("n1"); !slices.Equal(got, []string{"api", "web"}) {
+		t.Errorf("servicesOn(n1) = %v", got)
 	}
 }
 

@@ -81,8 +81,10 @@ func (f *fakeSource) call(ctx context.Context, loop string, q Query) (fakeReply,
 	}
 }
 
-func (f *fakeSource) HealthChecks(ctx context.Context, q Query) ([]Check, Meta, error) {
-	r, err := f.call(ctx, loopHealth, q)
+// Checks hands the request to the test under the loop name of its state
+// ("critical", "warning"; "any" for the catalog loop's instance list).
+func (f *fakeSource) Checks(ctx context.Context, state string, q Query) ([]Check, Meta, error) {
+	r, err := f.call(ctx, state, q)
 	// A copy: the detector sorts what it gets in place.
 	return append([]Check(nil), r.checks...), Meta{Index: r.index, WireBytes: 10, DecodedBytes: 100}, err
 }

@@ -27,8 +27,9 @@ func checksFromBytes(b []byte) []Check {
 	return out
 }
 
-// refDiff is diffHealth written the obvious way, with maps.
-func refDiff(old, cur healthList) []string {
+// refDiff is diffStatus (instances false) or diffInstances (true) written
+// the obvious way, with maps.
+func refDiff(old, cur healthList, instances bool, nodeServices func(string) []string) []string {
 	type key struct{ node, id string }
 	index := func(l healthList) map[key]Check {
 		m := map[key]Check{}
@@ -41,18 +42,25 @@ func refDiff(old, cur healthList) []string {
 	changed := map[string]struct{}{}
 	nodes := map[string]bool{}
 	mark := func(c Check) {
-		if c.ServiceID == "" {
+		switch {
+		case c.ServiceID == "" && !instances:
 			nodes[c.Node] = true
-		} else if c.ServiceName != "" {
+		case c.ServiceID != "" && c.ServiceName != "":
 			changed[c.ServiceName] = struct{}{}
 		}
 	}
+	differ := func(a, b Check) bool {
+		if instances {
+			return a.ServiceID != b.ServiceID || a.ServiceName != b.ServiceName
+		}
+		return a != b
+	}
 	for k, o := range om {
-		if c, ok := cm[k]; !ok {
+		if c, ok := cm[k]; !ok || differ(o, c) {
 			mark(o)
-		} else if c != o {
-			mark(o)
-			mark(c)
+			if ok {
+				mark(c)
+			}
 		}
 	}
 	for k, c := range cm {
@@ -60,40 +68,68 @@ func refDiff(old, cur healthList) []string {
 			mark(c)
 		}
 	}
-	for _, l := range []healthList{old, cur} {
-		for _, c := range l {
-			if nodes[c.Node] && c.ServiceName != "" {
-				changed[c.ServiceName] = struct{}{}
+	for n := range nodes {
+		for _, s := range nodeServices(n) {
+			changed[s] = struct{}{}
+		}
+		for _, l := range []healthList{old, cur} {
+			for _, c := range l {
+				if c.Node == n && c.ServiceName != "" {
+					changed[c.ServiceName] = struct{}{}
+				}
 			}
 		}
 	}
 	return sortedKeys(changed)
 }
 
-func FuzzDiffHealth(f *testing.F) {
+func FuzzDiff(f *testing.F) {
 	f.Add([]byte{0, 4, 0, 1, 8, 0}, []byte{0, 4, 2, 1, 8, 0})
 	f.Add([]byte{0, 0, 0, 0, 4, 0}, []byte{0, 0, 2, 0, 4, 0})
 	f.Add([]byte{}, []byte{2, 12, 1})
+	onNode := map[string][]string{"n1": {"web"}, "n2": {"api", "db"}}
+	nodeServices := func(n string) []string { return onNode[n] }
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		old, cur := newHealthList(checksFromBytes(a)), newHealthList(checksFromBytes(b))
-		got, want := diffHealth(old, cur), refDiff(old, cur)
-		if !slices.Equal(got, want) {
-			t.Fatalf("diffHealth = %v, reference = %v\nold %v\ncur %v", got, want, old, cur)
+		if got, want := diffStatus(old, cur, nodeServices), refDiff(old, cur, false, nodeServices); !slices.Equal(got, want) {
+			t.Fatalf("diffStatus = %v, reference = %v\nold %v\ncur %v", got, want, old, cur)
 		}
-		if len(diffHealth(cur, cur)) != 0 {
+		if got, want := diffInstances(old, cur), refDiff(old, cur, true, nil); !slices.Equal(got, want) {
+			t.Fatalf("diffInstances = %v, reference = %v\nold %v\ncur %v", got, want, old, cur)
+		}
+		if len(diffStatus(cur, cur, nodeServices)) != 0 || len(diffInstances(cur, cur)) != 0 {
 			t.Fatalf("a list differs from itself")
 		}
-		// Nothing the diff missed may change the counts Usable reports.
-		if len(got) == 0 {
-			co, cc := countUsable(old, true), countUsable(cur, true)
-			for svc, h := range co {
-				if cc[svc] != h {
-					t.Fatalf("no change reported, but %s counts went %+v -> %+v", svc, h, cc[svc])
+		// Nothing the diffs missed may change what Usable reports: split
+		// each list into its status lists as Consul would answer them.
+		oc, cc := filterState(old, "critical", ""), filterState(cur, "critical", "")
+		ow, cw := filterState(old, "warning"), filterState(cur, "warning")
+		if len(diffStatus(oc, cc, nodeServices)) == 0 && len(diffStatus(ow, cw, nodeServices)) == 0 && len(diffInstances(old, cur)) == 0 {
+			vo, vc := newDCView(true), newDCView(true)
+			vo.setInstances(old)
+			vc.setInstances(cur)
+			vo.setFailing(stateCritical, oc)
+			vc.setFailing(stateCritical, cc)
+			vo.setFailing(stateWarning, ow)
+			vc.setFailing(stateWarning, cw)
+			for _, svc := range []string{"web", "api", "db"} {
+				no, ko := vo.usable(svc)
+				nc, kc := vc.usable(svc)
+				if no != nc || ko != kc {
+					t.Fatalf("no change reported, but usable(%s) went %d/%t -> %d/%t", svc, no, ko, nc, kc)
 				}
-			}
-			if len(co) != len(cc) {
-				t.Fatalf("no change reported, but services with checks went %d -> %d", len(co), len(cc))
 			}
 		}
 	})
+}
+
+// filterState keeps the checks in one of states.
+func filterState(l healthList, states ...string) healthList {
+	var out healthList
+	for _, c := range l {
+		if slices.Contains(states, c.Status) {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -7,19 +7,19 @@ import (
 	"github.com/hashicorp/consul/api"
 )
 
-// healthList is one datacenter's checks sorted by (Node, CheckID), each
-// key once: two lists are diffed by walking them side by side, without
-// building a map of tens of thousands of entries on every wake-up.
+// healthList is a list of checks sorted by (Node, CheckID), each key once:
+// two lists are diffed by walking them side by side, without building a
+// map of tens of thousands of entries on every answer.
 type healthList []Check
 
 func compareCheck(a, b Check) int {
 	return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.CheckID, b.CheckID))
 }
 
-// newHealthList sorts cs in place (Consul's answer is already in this
-// order, which pdqsort checks in linear time) and drops repeated keys,
-// which Consul never sends; the full comparison makes the one kept the
-// same whatever the input order.
+// newHealthList sorts cs in place (Consul's answer is usually in this
+// order already, which pdqsort checks in linear time) and drops repeated
+// keys, which Consul never sends; the full comparison makes the one kept
+// the same whatever the input order.
 func newHealthList(cs []Check) healthList {
 	slices.SortFunc(cs, func(a, b Check) int {
 		return cmp.Or(compareCheck(a, b), cmp.Compare(a.Status, b.Status),
@@ -28,17 +28,41 @@ func newHealthList(cs []Check) healthList {
 	return slices.CompactFunc(cs, func(a, b Check) bool { return compareCheck(a, b) == 0 })
 }
 
-// diffHealth returns, sorted, the services whose health may differ between
-// two lists: a check of theirs appeared, vanished, changed status or moved
-// to another service instance; or a node-level check (no service) of a node
-// they have checks on did so. A change of output or notes alone is none
-// (those fields are not even decoded). Checks without a service name name
-// no service.
-func diffHealth(old, cur healthList) []string {
+// walk calls f for every key in old or cur: o or c is nil where the key is
+// missing from that list.
+func walk(old, cur healthList, f func(o, c *Check)) {
+	i, j := 0, 0
+	for i < len(old) || j < len(cur) {
+		switch {
+		case j == len(cur) || (i < len(old) && compareCheck(old[i], cur[j]) < 0):
+			f(&old[i], nil)
+			i++
+		case i == len(old) || compareCheck(old[i], cur[j]) > 0:
+			f(nil, &cur[j])
+			j++
+		default:
+			f(&old[i], &cur[j])
+			i++
+			j++
+		}
+	}
+}
+
+// diffStatus diffs two answers of one status list (the critical or the
+// warning checks) and returns, sorted, the services whose health may have
+// changed: a check of theirs entered or left the list (its status changed,
+// or it was registered or removed in that status), changed status within
+// it, or moved to another instance; or a node-level check (no service) of
+// a node they run on did so. nodeServices names the services on a node (as
+// of the last instance list); services named by checks of either list on
+// that node count too. A change of output or notes alone is none (those
+// fields are not even decoded).
+func diffStatus(old, cur healthList, nodeServices func(node string) []string) []string {
 	changed := map[string]struct{}{}
-	var nodes map[string]struct{} // nodes whose node-level checks changed
+	var nodes map[string]struct{}
 	mark := func(c *Check) {
 		switch {
+		case c == nil:
 		case c.ServiceID == "":
 			if nodes == nil {
 				nodes = map[string]struct{}{}
@@ -48,28 +72,19 @@ func diffHealth(old, cur healthList) []string {
 			changed[c.ServiceName] = struct{}{}
 		}
 	}
-	i, j := 0, 0
-	for i < len(old) || j < len(cur) {
-		switch {
-		case j == len(cur) || (i < len(old) && compareCheck(old[i], cur[j]) < 0):
-			mark(&old[i]) // vanished
-			i++
-		case i == len(old) || compareCheck(old[i], cur[j]) > 0:
-			mark(&cur[j]) // appeared
-			j++
-		default:
-			if o, c := &old[i], &cur[j]; o.Status != c.Status || o.ServiceID != c.ServiceID || o.ServiceName != c.ServiceName {
-				mark(o)
-				mark(c)
-			}
-			i++
-			j++
+	walk(old, cur, func(o, c *Check) {
+		if o == nil || c == nil || o.Status != c.Status || o.ServiceID != c.ServiceID || o.ServiceName != c.ServiceName {
+			mark(o)
+			mark(c)
 		}
-	}
-	if len(nodes) > 0 {
+	})
+	for node := range nodes {
+		for _, s := range nodeServices(node) {
+			changed[s] = struct{}{}
+		}
 		for _, l := range [2]healthList{old, cur} {
 			for k := range l {
-				if _, ok := nodes[l[k].Node]; ok && l[k].ServiceName != "" {
+				if l[k].Node == node && l[k].ServiceName != "" {
 					changed[l[k].ServiceName] = struct{}{}
 				}
 			}
@@ -78,13 +93,25 @@ func diffHealth(old, cur healthList) []string {
 	return sortedKeys(changed)
 }
 
-// serviceHealth counts one service's instances in a datacenter's health
-// list: Checked have at least one service check; Usable are those a
-// prepared query returns (no critical check, of the instance or of its
-// node; with only_passing, no warning either).
-type serviceHealth struct {
-	Checked int
-	Usable  int
+// diffInstances diffs two answers of the whole check list for membership
+// only: the services an instance (with a check) joined or left, or whose
+// check moved to another instance. Statuses are ignored (the status lists
+// track them); node-level checks too (adding or removing a passing one
+// changes no answer, and a failing one is in a status list).
+func diffInstances(old, cur healthList) []string {
+	changed := map[string]struct{}{}
+	mark := func(c *Check) {
+		if c != nil && c.ServiceID != "" && c.ServiceName != "" {
+			changed[c.ServiceName] = struct{}{}
+		}
+	}
+	walk(old, cur, func(o, c *Check) {
+		if o == nil || c == nil || o.ServiceID != c.ServiceID || o.ServiceName != c.ServiceName {
+			mark(o)
+			mark(c)
+		}
+	})
+	return sortedKeys(changed)
 }
 
 // Check status severities, in the order a prepared query filters them.
@@ -106,46 +133,6 @@ func severity(status string) int {
 	default:
 		return sevCritical
 	}
-}
-
-// countUsable counts every service's instances in l. Instances without any
-// service check are invisible here (not counted).
-func countUsable(l healthList, onlyPassing bool) map[string]serviceHealth {
-	type instance struct{ node, id string }
-	nodeSev := map[string]int{}
-	inst := map[instance]int{}
-	name := map[instance]string{}
-	for k := range l {
-		c := &l[k]
-		s := severity(c.Status)
-		if c.ServiceID == "" {
-			nodeSev[c.Node] = max(nodeSev[c.Node], s)
-			continue
-		}
-		key := instance{c.Node, c.ServiceID}
-		inst[key] = max(inst[key], s)
-		if c.ServiceName != "" {
-			name[key] = c.ServiceName
-		}
-	}
-	limit := sevWarning
-	if onlyPassing {
-		limit = sevPassing
-	}
-	out := make(map[string]serviceHealth, len(name)/4+1)
-	for key, s := range inst {
-		svc, ok := name[key]
-		if !ok {
-			continue
-		}
-		h := out[svc]
-		h.Checked++
-		if max(s, nodeSev[key.node]) <= limit {
-			h.Usable++
-		}
-		out[svc] = h
-	}
-	return out
 }
 
 func sortedKeys(m map[string]struct{}) []string {

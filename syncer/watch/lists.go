@@ -1,89 +1,65 @@
 package watch
 
-import (
-	"context"
-	"sync"
+import "context"
+
+// Status lists a loop can keep.
+const (
+	stateCritical = "critical"
+	stateWarning  = "warning"
+	stateAny      = "any"
 )
 
 // lister is one list a loop keeps current: it fetches the list, diffs it
-// with the one it holds, keeps the new one and publishes what readers of
-// the datacenter's view need.
+// with the one it holds, keeps the new one and publishes what the
+// datacenter's view needs.
 type lister interface {
 	update(ctx context.Context, q Query) (changed []string, m Meta, err error)
 }
 
-// dcView is what a datacenter's two loops publish for Usable.
-type dcView struct {
-	mu       sync.RWMutex
-	health   map[string]serviceHealth // nil until the first health list
-	services catalogList              // nil until the first catalog list
+// statusLister keeps /v1/health/state/<state> for critical or warning.
+// Consul wakes such a blocking read only when a check of that state
+// changes, enters or leaves it (its watch is on the state's part of the
+// status index): output updates of passing checks, which a large cluster
+// makes all the time, never wake it, and every answer is only the failing
+// checks.
+type statusLister struct {
+	src   Source
+	state string
+	view  *dcView
+	held  healthList
+	have  bool
 }
 
-func (v *dcView) setHealth(h map[string]serviceHealth) {
-	v.mu.Lock()
-	v.health = h
-	v.mu.Unlock()
-}
-
-func (v *dcView) setServices(c catalogList) {
-	v.mu.Lock()
-	v.services = c
-	v.mu.Unlock()
-}
-
-// usable answers Detector.Usable for one datacenter.
-func (v *dcView) usable(service string) (int, bool) {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	if v.health == nil {
-		return 0, false
-	}
-	if h, ok := v.health[service]; ok && (h.Usable > 0 || h.Checked > 0) {
-		return h.Usable, true // every instance with checks is counted
-	}
-	if v.services == nil {
-		return 0, false
-	}
-	if _, ok := v.services[service]; !ok {
-		return 0, true // not registered in this datacenter at all
-	}
-	return 0, false // registered, but no instance has a check: cannot tell
-}
-
-// healthLister keeps /v1/health/state/any.
-type healthLister struct {
-	src         Source
-	view        *dcView
-	onlyPassing bool
-	held        healthList
-	have        bool
-}
-
-func (h *healthLister) update(ctx context.Context, q Query) ([]string, Meta, error) {
-	cs, m, err := h.src.HealthChecks(ctx, q)
+func (s *statusLister) update(ctx context.Context, q Query) ([]string, Meta, error) {
+	cs, m, err := s.src.Checks(ctx, s.state, q)
 	if err != nil {
 		return nil, m, err
 	}
 	l := newHealthList(cs)
 	var changed []string
-	if h.have {
-		changed = diffHealth(h.held, l)
+	if s.have {
+		changed = diffStatus(s.held, l, s.view.servicesOn)
 	}
-	if !h.have || len(changed) > 0 {
-		// Counts follow from exactly what diffHealth compares: no diff,
-		// same counts.
-		h.view.setHealth(countUsable(l, h.onlyPassing))
+	if !s.have || len(changed) > 0 {
+		s.view.setFailing(s.state, l)
 	}
-	h.held, h.have = l, true
+	s.held, s.have = l, true
 	return changed, m, nil
 }
 
-// catalogLister keeps /v1/catalog/services.
+// catalogLister keeps /v1/catalog/services and, whenever its index moves
+// (a service instance was registered, removed or changed somewhere in the
+// datacenter), re-reads the whole check list to learn which services
+// gained or lost instances. That list is the expensive one (tens of MiB
+// decoded at thousands of services), so it is read only on registration
+// changes, never on health changes, under the catalog loop's own bucket.
 type catalogLister struct {
-	src  Source
-	view *dcView
-	held catalogList
-	have bool
+	src       Source
+	view      *dcView
+	held      catalogList
+	instances healthList
+	index     uint64 // catalog index the instance list was read at
+	have      bool
 }
 
 func (c *catalogLister) update(ctx context.Context, q Query) ([]string, Meta, error) {
@@ -96,9 +72,24 @@ func (c *catalogLister) update(ctx context.Context, q Query) ([]string, Meta, er
 	if c.have {
 		changed = diffCatalog(c.held, l)
 	}
+	if c.have && m.Index == c.index {
+		c.held = l
+		return changed, m, nil // nothing registered since the last instance list
+	}
+	// A plain read: the whole list as of now, after the catalog change.
+	cs, im, err := c.src.Checks(ctx, stateAny, Query{DC: q.DC})
+	m.WireBytes, m.DecodedBytes = m.WireBytes+im.WireBytes, m.DecodedBytes+im.DecodedBytes
+	if err != nil {
+		return nil, m, err
+	}
+	inst := newHealthList(cs)
+	if c.have {
+		changed = mergeSorted(changed, diffInstances(c.instances, inst))
+	}
+	c.view.setInstances(inst)
 	if !c.have || len(changed) > 0 {
 		c.view.setServices(l)
 	}
-	c.held, c.have = l, true
+	c.held, c.instances, c.index, c.have = l, inst, m.Index, true
 	return changed, m, nil
 }

@@ -49,12 +49,14 @@ type loop struct {
 	m      *metrics
 	log    hclog.Logger
 	status loopState
+	// warnedFiltered: the partial-list warning was logged once already.
+	warnedFiltered bool
 }
 
-func newLoop(d *Detector, dc, name string, l lister) *loop {
+func newLoop(d *Detector, dc, name string, l lister, r float64, burst int) *loop {
 	lp := &loop{
 		dc: dc, name: name, list: l,
-		lim:  rate.NewLimiter(rate.Limit(d.opts.Rate), d.opts.Burst),
+		lim:  rate.NewLimiter(rate.Limit(r), burst),
 		opts: &d.opts, queue: d.queue, m: d.m,
 		log: d.log.With("dc", dc, "loop", name),
 	}
@@ -152,8 +154,9 @@ func (l *loop) answered(q Query, a answer, reset bool) {
 	l.m.wakeups.WithLabelValues(l.dc, l.name, result).Inc()
 	l.m.changes.WithLabelValues(l.dc, l.name).Add(float64(len(changed)))
 	l.m.lastBytes.WithLabelValues(l.dc, l.name).Set(float64(m.WireBytes))
-	if m.Filtered {
-		l.log.Warn("ACLs hide part of the list: changes to what the token cannot read are not detected")
+	if m.Filtered && !l.warnedFiltered {
+		l.warnedFiltered = true
+		l.log.Warn("ACLs hide part of the list: changes to what the token cannot read are not detected; the token needs node and service read on everything")
 	}
 	now := l.opts.Now()
 	l.status.update(func(s *LoopStatus) {

@@ -13,8 +13,9 @@ const (
 // Label values come from fixed sets only: dc from the federation's
 // datacenter list, loop and result from the constants below.
 const (
-	loopHealth  = "health"
-	loopCatalog = "catalog"
+	loopCritical = stateCritical
+	loopWarning  = stateWarning
+	loopCatalog  = "catalog"
 
 	// Wake-up results: the first list after a (re)start; content that
 	// changed; an index that moved over unchanged content; a wait that ran
@@ -52,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	dl := []string{"dc", "loop"}
 	return &metrics{
 		wakeups: f.NewCounterVec(prometheus.CounterOpts{Name: name("wakeups_total"),
-			Help: "Answers to the public change detector's list requests by DC, loop (health|catalog) and result (initial|changed|unchanged|idle|reset)."},
+			Help: "Answers to the public change detector's list requests by DC, loop (critical|warning|catalog) and result (initial|changed|unchanged|idle|reset)."},
 			[]string{"dc", "loop", "result"}),
 		changes: f.NewCounterVec(prometheus.CounterOpts{Name: name("changes_total"),
 			Help: "Services found changed by diffing a list against the previous one."}, dl),

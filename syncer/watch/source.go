@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -15,8 +16,9 @@ import (
 type Source interface {
 	// Datacenters lists the federation's datacenters.
 	Datacenters(ctx context.Context) ([]string, error)
-	// HealthChecks returns every check of q.DC (/v1/health/state/any).
-	HealthChecks(ctx context.Context, q Query) ([]Check, Meta, error)
+	// Checks returns the checks of q.DC in state: "critical", "warning"
+	// or "any" (/v1/health/state/<state>).
+	Checks(ctx context.Context, state string, q Query) ([]Check, Meta, error)
 	// CatalogServices returns every service name of q.DC with its tags
 	// (/v1/catalog/services).
 	CatalogServices(ctx context.Context, q Query) (map[string][]string, Meta, error)
@@ -82,10 +84,10 @@ func (s *ConsulSource) Datacenters(ctx context.Context) ([]string, error) {
 	return dcs, nil
 }
 
-// HealthChecks reads /v1/health/state/any of q.DC.
-func (s *ConsulSource) HealthChecks(ctx context.Context, q Query) ([]Check, Meta, error) {
+// Checks reads /v1/health/state/<state> of q.DC.
+func (s *ConsulSource) Checks(ctx context.Context, state string, q Query) ([]Check, Meta, error) {
 	var out []Check
-	m, err := s.query(ctx, "/v1/health/state/any", q, &out)
+	m, err := s.query(ctx, "/v1/health/state/"+url.PathEscape(state), q, &out)
 	if err != nil {
 		return nil, m, err
 	}

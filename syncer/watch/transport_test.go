@@ -73,7 +73,7 @@ func TestConsulSource_HealthChecks(t *testing.T) {
 	client, ct := stubClient(t, stub)
 	src := NewConsulSource(client, true)
 
-	got, m, err := src.HealthChecks(context.Background(), Query{DC: "dc2", Index: 7, Wait: 90 * time.Second})
+	got, m, err := src.Checks(context.Background(), stateAny, Query{DC: "dc2", Index: 7, Wait: 90 * time.Second})
 	if err != nil {
 		t.Fatalf("HealthChecks: %v", err)
 	}
@@ -121,8 +121,8 @@ func TestConsulSource_PlainReadSendsNoIndexOrWait(t *testing.T) {
 func TestConsulSource_ErrorsSayWhat(t *testing.T) {
 	stub := &consulStub{body: map[string]any{}, index: "1"}
 	client, _ := stubClient(t, stub)
-	_, _, err := NewConsulSource(client, true).HealthChecks(context.Background(), Query{DC: "dc3"})
-	if err == nil || !strings.Contains(err.Error(), "/v1/health/state/any in dc3") {
+	_, _, err := NewConsulSource(client, true).Checks(context.Background(), stateCritical, Query{DC: "dc3"})
+	if err == nil || !strings.Contains(err.Error(), "/v1/health/state/critical in dc3") {
 		t.Fatalf("error = %v, want one naming the path and DC", err)
 	}
 }
