@@ -255,7 +255,6 @@ func keepMirrored(mirrored, desired []mirror.Service, partial bool, problemIDs m
 	return desired
 }
 
-
 func answerTags(a Answer) []string {
 	var out []string
 	for i := range a.Endpoints {
