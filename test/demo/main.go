@@ -1,13 +1,17 @@
 // Command demo is gwsync's one-command demo (`make demo`). On loopback it
 // starts a two-DC WAN-federated public Consul and two dedicated Consul
 // clusters (real `consul agent -dev` processes), sample HTTP backends
-// registered in the public Consul, the sync controller (`gwsync run`) and
-// the reference gateway (`gwsync gateway`). It then shows the status table
-// and requests through the gateway, kills the gateway's dedicated cluster
-// and shows traffic still flowing from the public cluster, restarts it and
-// shows it refilled and used again. Every process it starts is stopped at
-// the end, on Ctrl-C and on any error. Its own smoke test runs it under
-// `go test` and checks its output.
+// registered in the public Consul, two sync controller replicas
+// (`gwsync run -replica r1|r2`, sharing the gateways through Consul locks)
+// and the reference gateway (`gwsync gateway`). It shows the status with
+// each gateway's owner, requests through the gateway, a change reaching the
+// gateway through the event path in well under a second (the full
+// reconcile is minutes away), a graceful handover of a replica's gateways,
+// then kills the gateway's dedicated cluster and shows traffic switching
+// to the public cluster, restarts it and shows the owner refill it and the
+// gateway use it again. Every process it starts is stopped at the end, on
+// Ctrl-C and on any error. Its own smoke test runs it under `go test` and
+// checks its output.
 package main
 
 import (
@@ -66,16 +70,20 @@ const (
 // demo is one run's state.
 type demo struct {
 	options
-	out     io.Writer
-	ps      *procs
-	done    <-chan struct{}
-	dc1     *consul
-	dc2     *consul
-	edgeA   *consul
-	edgeB   *consul
-	cfgPath string
-	admin   string
-	gw      string
+	out   io.Writer
+	ps    *procs
+	done  <-chan struct{}
+	dc1   *consul
+	dc2   *consul
+	edgeA *consul
+	edgeB *consul
+	// replicas are the controller replicas; admin and cfgPath are the
+	// first one's (the ops CLI and the gateway use them).
+	replicas []*replica
+	owned    map[string][]string // replica -> gateways it writes
+	cfgPath  string
+	admin    string
+	gw       string
 	// gwMetrics is the reference gateway's metrics listener.
 	gwMetrics string
 	client    *http.Client
@@ -104,8 +112,8 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		d.ps.stopAll()
 		d.line("all stopped; logs are in %s", logDir)
 	}()
-	steps := []func() error{d.startConsul, d.startBackends, d.startController, d.showStatus, d.startGateway,
-		d.killDedicated, d.restartDedicated, d.showMetrics}
+	steps := []func() error{d.startConsul, d.startBackends, d.startControllers, d.showStatus, d.startGateway,
+		d.showEventPath, d.handOver, d.killDedicated, d.restartDedicated, d.showMetrics}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			if ctx.Err() != nil {
@@ -166,21 +174,8 @@ var backends = []struct{ id, service, dc string }{
 func (d *demo) startBackends() error {
 	d.say("starting %d sample backends and registering them in the public Consul", len(backends))
 	for _, b := range backends {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		port, err := d.startBackend(b.id, b.service, b.dc)
 		if err != nil {
-			return err
-		}
-		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprintf(w, "hello from %s (%s)\n", b.id, b.dc)
-		})}
-		go func() { _ = srv.Serve(ln) }()
-		go func() { <-d.done; _ = srv.Close() }()
-		port := ln.Addr().(*net.TCPAddr).Port
-		pub := d.dc1
-		if b.dc == "dc2" {
-			pub = d.dc2
-		}
-		if err := pub.register("host-"+b.id, b.id, b.service, port); err != nil {
 			return err
 		}
 		d.line("%-6s service %-4s in %s  http://127.0.0.1:%d", b.id, b.service, b.dc, port)
@@ -188,46 +183,32 @@ func (d *demo) startBackends() error {
 	return nil
 }
 
-func (d *demo) startController() error {
-	ports, err := freePorts(1)
+// startBackend serves "hello from <id> (<dc>)" on a free port until the
+// demo ends and registers it as an instance of service in dc's catalog.
+func (d *demo) startBackend(id, service, dc string) (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return 0, err
 	}
-	d.admin = fmt.Sprintf("127.0.0.1:%d", ports[0])
-	d.cfgPath = filepath.Join(d.workdir, "gwsync.hcl")
-	if err := os.WriteFile(d.cfgPath, []byte(d.config()), 0o600); err != nil {
-		return err
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "hello from %s (%s)\n", id, dc)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	go func() { <-d.done; _ = srv.Close() }()
+	port := ln.Addr().(*net.TCPAddr).Port
+	pub := d.dc1
+	if dc == "dc2" {
+		pub = d.dc2
 	}
-	d.say("starting the controller: gwsync run -config %s", d.cfgPath)
-	p, err := d.ps.start("gwsync-run", d.gwsync, "run", "-config", d.cfgPath)
-	if err != nil {
-		return err
-	}
-	err = poll(d.done, switchTimeout, "controller ready (first full sync of every gateway)", func() error {
-		if p.exited() {
-			return fmt.Errorf("gwsync run exited: %v\n%s", p.err, p.tail(20))
-		}
-		resp, err := d.client.Get("http://" + d.admin + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz: %s", resp.Status)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	d.line("admin API on http://%s, ready (every gateway completed its first full sync)", d.admin)
-	return nil
+	return port, pub.register("host-"+id, id, service, port)
 }
 
-// config is the controller's configuration. Schedules are long: the demo
-// triggers resyncs itself with the ops CLI, so its output is the same on
-// every run (a real deployment syncs every 15s by default).
-func (d *demo) config() string {
+// config is a controller replica's configuration; the replicas' files
+// differ only in the admin address. The full reconcile runs on the default
+// schedule (every 5 minutes): changes reach the mirrors through the event
+// path (blocking queries on the public cluster), and the demo's output is
+// the same on every run.
+func (d *demo) config(adminAddr string) string {
 	return fmt.Sprintf(`# Written by the gwsync demo.
 public {
   address = %q # dc1's server; dc2 is reached through WAN federation
@@ -246,7 +227,6 @@ services {
 
 gateway "edge-a" {
   source_datacenter = "dc1"
-  schedule          = "@every 1h"
   dedicated {
     address = %q
   }
@@ -254,17 +234,21 @@ gateway "edge-a" {
 
 gateway "edge-b" {
   source_datacenter = "dc2"
-  schedule          = "@every 1h"
   dedicated {
     address = %q
   }
+}
+
+ha {
+  session_ttl = "10s" # a replica that dies is replaced within 2 x 10s + 5s
+  lock_delay  = "5s"
 }
 
 admin {
   address = %q
   token   = %q
 }
-`, d.dc1.httpAddr(), d.edgeA.httpAddr(), d.edgeB.httpAddr(), d.admin, adminToken)
+`, d.dc1.httpAddr(), d.edgeA.httpAddr(), d.edgeB.httpAddr(), adminAddr, adminToken)
 }
 
 // cli runs a gwsync ops command against the controller and prints it and
@@ -286,7 +270,7 @@ func (d *demo) cli(args ...string) (int, error) {
 }
 
 func (d *demo) showStatus() error {
-	d.say("the controller's status")
+	d.say("the status at replica %s (every gateway's owner; resync and diff -follow reach it)", d.replicas[0].id)
 	code, err := d.cli("status")
 	if err == nil && code != 0 {
 		err = fmt.Errorf("gwsync status: exit status %d", code)
