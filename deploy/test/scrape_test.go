@@ -32,6 +32,9 @@ const waitTimeout = 60 * time.Second
 // use against the controller's /metrics. Resolver names (gwsync_resolver_*)
 // are checked against the reference gateway's /metrics.
 func TestMetrics_UsedNamesAreExported(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real Consul servers and gwsync processes: skipped with -short")
+	}
 	used := usedMetrics(t)
 	controllerNames, resolverNames := map[string][]string{}, map[string][]string{}
 	for name, where := range used {

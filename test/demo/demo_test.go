@@ -37,6 +37,9 @@ func buildGwsync(t *testing.T) string {
 // Consul and real gwsync processes, checks what the demo printed, in order,
 // and that no process it started is left.
 func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real Consul servers and gwsync processes: skipped with -short")
+	}
 	o := options{gwsync: buildGwsync(t), consul: harness.ConsulBin(t), workdir: t.TempDir()}
 	var mu sync.Mutex
 	pids := map[int]string{}
