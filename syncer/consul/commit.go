@@ -187,7 +187,10 @@ func (s *Store) sendBatch(ctx context.Context, batch []op, records []*api.TxnOp)
 	if len(batch) == 0 && len(records) == 0 {
 		return out, nil
 	}
-	for attempt := 0; attempt <= len(batch); attempt++ {
+	// At most one more attempt per op of the original batch: the batch
+	// shrinks as ops are dropped, and the records must still be sent once
+	// every op was refused.
+	for attempt, n := 0, len(batch); attempt <= n; attempt++ {
 		ops := make([]*api.TxnOp, 0, len(records)+len(batch)+1)
 		ops = append(ops, records...)
 		for _, o := range batch {
