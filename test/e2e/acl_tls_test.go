@@ -219,8 +219,8 @@ func testHiddenServiceKept(t *testing.T, e *secureEnv) {
 		t.Fatalf("full reconcile with sec-pay hidden: %v, complete %t, %d deletes (%d held), kept %v; want incomplete, sec-pay kept, nothing deleted or held",
 			err, res.Complete, res.Deletes, res.DeletesHeld, res.Kept)
 	}
-	if !strings.Contains(r.logs.String(), "filtered by ACLs") {
-		t.Fatalf("the controller did not log why it kept sec-pay:\n%s", r.logs.String())
+	if report := describeResult(res, err) + "\n" + r.logs.String(); !strings.Contains(report, "filtered by ACLs") {
+		t.Fatalf("the controller did not say why it kept sec-pay:\n%s", report)
 	}
 	res, err = syncGW1(t, r.c, "sec-pay")
 	if err != nil || res.Deletes != 0 || !strings.Contains(res.Kept["sec-pay"], "ACL-filtered") {
@@ -288,7 +288,7 @@ func testFreshMirrorRefused(t *testing.T, e *secureEnv) {
 	c, _ := e.newController(t, e.cfg, &logSink{}, false)
 	res, err := syncGW1(t, c)
 	if report := describeResult(res, err); err != nil || !strings.Contains(report, "lacks permission 'node:write'") {
-		t.Fatalf("reconcile of a fresh mirror without node write:\n%s", report)
+		t.Fatalf("reconcile of a fresh mirror without node write: want it to end, every refused write naming the missing permission:\n%s", report)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
