@@ -318,3 +318,59 @@ func TestConsul_ServerRestartedEmpty(t *testing.T) {
 		t.Error("the restart was neither an error nor a reset for any loop")
 	}
 }
+
+// TestConsul_StatusListWakesOnlyForItsState checks the Consul behaviour the
+// status loops rely on: a blocking /v1/health/state/critical read that is
+// already waiting is not woken by a passing check's output update nor by a
+// new registration (its watch covers only the critical part of the status
+// index), and is woken by a change to a critical check. (A read sent after
+// any check changed returns at once: its index is the whole table's.)
+func TestConsul_StatusListWakesOnlyForItsState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Consul")
+	}
+	srv := harness.StartServer(t, "dc1")
+	srv.Register(t, harness.Instance{Node: "host-1", Address: "10.0.0.1", Service: "web", ID: "web-1", Port: 80})
+	srv.Register(t, harness.Instance{Node: "host-2", Address: "10.0.0.2", Service: "api", ID: "api-1", Port: 81, Status: api.HealthCritical})
+	proxy := harness.NewProxy(t, srv.HTTPAddr())
+	client, _ := publicClient(t, proxy.Addr())
+	src, writer := NewConsulSource(client, true), srv.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// The blocking read may reach the server after the first write (the
+	// proxy has seen it, the server not yet): a few attempts, one clean
+	// one proves the point; if Consul woke on passing writes, none is.
+	var woke, quiet uint64
+	for attempt := range 5 {
+		_, m, err := src.Checks(ctx, stateCritical, Query{DC: "dc1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy.Reset()
+		answer := make(chan Meta, 1)
+		go func() {
+			_, m, _ := src.Checks(ctx, stateCritical, Query{DC: "dc1", Index: m.Index, Wait: 30 * time.Second})
+			answer <- m
+		}()
+		harness.Eventually(t, 10*time.Second, func() error {
+			if proxy.Count(nil) == 0 {
+				return fmt.Errorf("blocking read not sent yet")
+			}
+			return nil
+		})
+		setOutput(t, writer, "host-1", "web-1", api.HealthPassing, fmt.Sprintf("200 OK, uptime %d", attempt))
+		srv.Register(t, harness.Instance{Node: "host-3", Address: "10.0.0.3", Service: "web", ID: fmt.Sprintf("web-new-%d", attempt), Port: 80})
+		_, q, err := src.Checks(ctx, stateAny, Query{DC: "dc1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		setOutput(t, writer, "host-2", "api-1", api.HealthCritical, fmt.Sprintf("connection refused %d", attempt))
+		woke, quiet = (<-answer).Index, q.Index
+		if woke > quiet {
+			t.Logf("attempt %d: woke at index %d, after the passing writes (up to %d)", attempt+1, woke, quiet)
+			return
+		}
+	}
+	t.Errorf("the critical list woke at index %d, before the critical check's change (passing writes went up to %d)", woke, quiet)
+}

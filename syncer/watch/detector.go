@@ -14,8 +14,9 @@ import (
 )
 
 // Detector watches every datacenter of the public federation for changes.
-// Per datacenter it holds two long-lived requests, so the public cluster
-// sees 2 × datacenters connections from it whatever the catalog size.
+// Per datacenter it holds three long-lived requests (two without
+// only_passing), so the public agent sees at most 3 × datacenters
+// connections from it whatever the catalog size.
 type Detector struct {
 	src     Source
 	opts    Options
@@ -73,7 +74,7 @@ func (d *Detector) Run(ctx context.Context, sink func(Event)) error {
 		defer close(delivered)
 		d.queue.deliver(ctx, sink)
 	}()
-	d.log.Info("watching the public cluster", "wait", d.opts.Wait, "rate", d.opts.Rate, "catalog_rate", d.opts.CatalogRate)
+	d.log.Info("watching the public cluster", "wait", d.opts.Wait, "rate", d.opts.Rate, "list_share", d.opts.ListShare)
 	d.refreshLoop(ctx)
 	d.mu.Lock()
 	all := d.dcs
@@ -165,9 +166,9 @@ func (d *Detector) startDC(ctx context.Context, dc string) *dcWatch {
 	ctx, cancel := context.WithCancel(ctx)
 	view := newDCView(d.opts.OnlyPassing)
 	w := &dcWatch{view: view, cancel: cancel, done: make(chan struct{})}
-	w.loops = []*loop{newLoop(d, dc, loopCatalog, &catalogLister{src: d.src, view: view}, d.opts.CatalogRate, d.opts.CatalogBurst)}
+	w.loops = []*loop{newLoop(d, dc, loopCatalog, &catalogLister{src: d.src, view: view, share: d.opts.ListShare})}
 	for _, state := range view.statesNeeded() {
-		w.loops = append(w.loops, newLoop(d, dc, state, &statusLister{src: d.src, state: state, view: view}, d.opts.Rate, d.opts.Burst))
+		w.loops = append(w.loops, newLoop(d, dc, state, &statusLister{src: d.src, state: state, view: view}))
 	}
 	var wg sync.WaitGroup
 	for _, l := range w.loops {
@@ -187,7 +188,9 @@ func (d *Detector) startDC(ctx context.Context, dc string) *dcWatch {
 // false when the detector cannot tell: dc is not watched or has no list yet,
 // or service is registered in dc but none of its instances has a health
 // check. n counts only instances with at least one service check, so it
-// may be low, never high (instances without checks do answer).
+// may be low (instances without checks do answer). It is high only for an
+// instance removed since the last instance list, a removal reported as an
+// event for service once that list is read.
 func (d *Detector) Usable(dc, service string) (n int, known bool) {
 	d.mu.RLock()
 	w := d.dcs[dc]

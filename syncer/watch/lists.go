@@ -1,6 +1,9 @@
 package watch
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Status lists a loop can keep.
 const (
@@ -52,14 +55,24 @@ func (s *statusLister) update(ctx context.Context, q Query) ([]string, Meta, err
 // datacenter), re-reads the whole check list to learn which services
 // gained or lost instances. That list is the expensive one (tens of MiB
 // decoded at thousands of services), so it is read only on registration
-// changes, never on health changes, under the catalog loop's own bucket.
+// changes, never on health changes, and the loop then pauses so that
+// reading it takes at most share of its time.
 type catalogLister struct {
 	src       Source
 	view      *dcView
+	share     float64
 	held      catalogList
 	instances healthList
-	index     uint64 // catalog index the instance list was read at
+	index     uint64        // catalog index the instance list was read at
+	took      time.Duration // how long the last instance list took; 0 once paused for
 	have      bool
+}
+
+// pause spaces instance lists out: after one that took d, d·(1/share − 1).
+func (c *catalogLister) pause() time.Duration {
+	d := time.Duration(float64(c.took) * (1/c.share - 1))
+	c.took = 0
+	return d
 }
 
 func (c *catalogLister) update(ctx context.Context, q Query) ([]string, Meta, error) {
@@ -72,11 +85,15 @@ func (c *catalogLister) update(ctx context.Context, q Query) ([]string, Meta, er
 	if c.have {
 		changed = diffCatalog(c.held, l)
 	}
-	if c.have && m.Index == c.index {
+	if c.have && m.Index == c.index { // the wait ran out: nothing registered since
+		if len(changed) > 0 {
+			c.view.setServices(l)
+		}
 		c.held = l
-		return changed, m, nil // nothing registered since the last instance list
+		return changed, m, nil
 	}
 	// A plain read: the whole list as of now, after the catalog change.
+	start := time.Now()
 	cs, im, err := c.src.Checks(ctx, stateAny, Query{DC: q.DC})
 	m.WireBytes, m.DecodedBytes = m.WireBytes+im.WireBytes, m.DecodedBytes+im.DecodedBytes
 	if err != nil {
@@ -91,5 +108,6 @@ func (c *catalogLister) update(ctx context.Context, q Query) ([]string, Meta, er
 		c.view.setServices(l)
 	}
 	c.held, c.instances, c.index, c.have = l, inst, m.Index, true
+	c.took = time.Since(start) // fetched, decoded, diffed and published
 	return changed, m, nil
 }

@@ -53,10 +53,10 @@ type loop struct {
 	warnedFiltered bool
 }
 
-func newLoop(d *Detector, dc, name string, l lister, r float64, burst int) *loop {
+func newLoop(d *Detector, dc, name string, l lister) *loop {
 	lp := &loop{
 		dc: dc, name: name, list: l,
-		lim:  rate.NewLimiter(rate.Limit(r), burst),
+		lim:  rate.NewLimiter(rate.Limit(d.opts.Rate), d.opts.Burst),
 		opts: &d.opts, queue: d.queue, m: d.m,
 		log: d.log.With("dc", dc, "loop", name),
 	}
@@ -110,7 +110,17 @@ func (l *loop) run(ctx context.Context) {
 		}
 		resync, plain = false, reset
 		last = max(a.meta.Index, 1)
+		if p, ok := l.list.(pacer); ok && !sleep(ctx, p.pause()) {
+			return
+		}
 	}
+}
+
+// pacer is a lister whose answers are costly enough to space out beyond
+// the token bucket.
+type pacer interface {
+	// pause returns how long to wait before the next request.
+	pause() time.Duration
 }
 
 // answer is the outcome of one request.
@@ -216,6 +226,9 @@ func backoff(minD, maxD time.Duration, failures int) time.Duration {
 
 // sleep waits d or until ctx ends; it reports whether the wait completed.
 func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

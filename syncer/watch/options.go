@@ -25,27 +25,29 @@ const (
 	// MaxWait is Consul's cap on a blocking wait.
 	MaxWait = 10 * time.Minute
 
-	// DefaultRate and DefaultBurst are the token bucket of each status loop
-	// (critical, warning): requests per second, and how many may follow
-	// each other at once. After a quiet period the bucket is full, so an
-	// isolated change is fetched as soon as Consul wakes the loop; under
-	// sustained churn a loop fetches at most Rate lists per second, each
-	// carrying every change since the previous one, so a change waits at
-	// most 100 ms for its turn (well within the 0.5 s end-to-end goal).
-	// A status list holds only failing checks, and reading it costs the
-	// server only those: 10/s is cheap.
-	DefaultRate  = 10.0
-	DefaultBurst = 10
+	// DefaultRate and DefaultBurst are each loop's token bucket: requests
+	// per second, and how many may follow each other at once. After a quiet
+	// period the bucket is full, so an isolated change is fetched as soon
+	// as Consul wakes the loop; under sustained churn a loop fetches at most
+	// Rate lists per second, each carrying every change since the previous
+	// one, so a change waits at most 250 ms for its turn (within the 0.5 s
+	// end-to-end goal). The status lists' index is the whole check table's:
+	// a request sent after any check changed (a passing check's output
+	// included, which large clusters update all the time) returns at once,
+	// so under such churn the status loops run at Rate; their answers hold
+	// only failing checks, so that costs requests, not bytes.
+	DefaultRate  = 4.0
+	DefaultBurst = 4
 
-	// DefaultCatalogRate and DefaultCatalogBurst are the catalog loop's
-	// bucket. Every catalog answer whose index moved (a registration
-	// changed) is followed by a read of the whole check list, the one
-	// expensive list: measured at 5,000 services × 10 instances, 32 MiB of
-	// JSON (730 KiB gzip), over a second of the answering agent's CPU. So
-	// while registrations keep changing, it is read at most every 2 s; a
-	// lone registration after a quiet period is read at once.
-	DefaultCatalogRate  = 0.5
-	DefaultCatalogBurst = 2
+	// DefaultListShare bounds the share of time a catalog loop spends
+	// reading whole instance lists, the one expensive list (measured at
+	// 5,000 services × 10 instances: 32 MiB of JSON, 730 KiB gzip, over a
+	// second of the answering agent's time): after a list that took d, the
+	// loop waits d·(1/ListShare − 1) before its next request. A lone
+	// registration after a quiet period is read at once; while
+	// registrations keep changing, the cost follows the catalog's size at
+	// most a fifth of the time, and a slow server slows the loop down.
+	DefaultListShare = 0.2
 
 	// DefaultBackoffMin and DefaultBackoffMax bound the exponential backoff
 	// (full jitter) after a failed request: the first retry comes within
@@ -72,14 +74,13 @@ type Options struct {
 	// Wait is the blocking wait of every request (default DefaultWait, at
 	// most MaxWait).
 	Wait time.Duration
-	// Rate is each status loop's sustained request rate per second
-	// (default DefaultRate); Burst its bucket size (default DefaultBurst).
+	// Rate is each loop's sustained request rate per second (default
+	// DefaultRate); Burst its bucket size (default DefaultBurst).
 	Rate  float64
 	Burst int
-	// CatalogRate and CatalogBurst are the catalog loop's (defaults
-	// DefaultCatalogRate and DefaultCatalogBurst).
-	CatalogRate  float64
-	CatalogBurst int
+	// ListShare is the largest share of time (0 < ListShare ≤ 1) a catalog
+	// loop spends reading whole instance lists (default DefaultListShare).
+	ListShare float64
 	// BackoffMin and BackoffMax bound the backoff after errors.
 	BackoffMin time.Duration
 	BackoffMax time.Duration
@@ -124,14 +125,15 @@ func (o Options) withDefaults() (Options, error) {
 	if o.BackoffMax < o.BackoffMin {
 		errs = append(errs, fmt.Errorf("watch options: BackoffMax %s is below BackoffMin %s", o.BackoffMax, o.BackoffMin))
 	}
-	if o.Rate < 0 || o.Burst < 0 || o.CatalogRate < 0 || o.CatalogBurst < 0 {
-		errs = append(errs, fmt.Errorf("watch options: Rate (%g), Burst (%d), CatalogRate (%g) and CatalogBurst (%d) must not be negative",
-			o.Rate, o.Burst, o.CatalogRate, o.CatalogBurst))
+	if o.Rate < 0 || o.Burst < 0 {
+		errs = append(errs, fmt.Errorf("watch options: Rate (%g) and Burst (%d) must not be negative", o.Rate, o.Burst))
+	}
+	if o.ListShare < 0 || o.ListShare > 1 {
+		errs = append(errs, fmt.Errorf("watch options: ListShare %g is not within (0, 1]", o.ListShare))
 	}
 	o.Rate = cmp.Or(o.Rate, DefaultRate)
 	o.Burst = cmp.Or(o.Burst, DefaultBurst)
-	o.CatalogRate = cmp.Or(o.CatalogRate, DefaultCatalogRate)
-	o.CatalogBurst = cmp.Or(o.CatalogBurst, DefaultCatalogBurst)
+	o.ListShare = cmp.Or(o.ListShare, DefaultListShare)
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
