@@ -73,6 +73,34 @@ func testLeastPrivilegeRules(t *testing.T, e *secureEnv) {
 			t.Errorf("policy %s: %d rules, only %d cases", p.name, len(p.rules), covered[p])
 		}
 	}
+	t.Run("unmanaged template needs query read only", func(t *testing.T) { testUnmanagedTemplate(t, e) })
+}
+
+// testUnmanagedTemplate: with query.manage = false gwsync only lists the
+// public template, so query read on its prefix is enough; without any
+// query rule the template is hidden and gwsync says it cannot find it.
+func testUnmanagedTemplate(t *testing.T, e *secureEnv) {
+	p := &e.publicController
+	path := e.writeConfig(t, "unmanaged.hcl", configOpts{ca: e.ca, unmanaged: true})
+	t.Cleanup(func() { e.setPolicy(t, p, p.render(-1)) })
+	for _, c := range []struct {
+		rule string
+		want string // "" for a complete reconcile
+	}{
+		{`query_prefix "gwsync-" { policy = "read" }`, ""},
+		{"", `template query "gwsync-" not found`},
+	} {
+		e.setPolicy(t, p, p.render(2, c.rule))
+		ctrl, _ := e.newController(t, path, &logSink{}, false)
+		res, err := syncGW1(t, ctrl)
+		report := describeResult(res, err)
+		switch {
+		case c.want == "" && (err != nil || !res.Complete):
+			t.Errorf("manage = false with %q: want a complete reconcile:\n%s", c.rule, report)
+		case c.want != "" && !strings.Contains(report, c.want):
+			t.Errorf("manage = false without a query rule: want %q:\n%s", c.want, report)
+		}
+	}
 }
 
 var ruleNameRe = regexp.MustCompile(`[^a-z0-9_-]+`)

@@ -192,6 +192,9 @@ type configOpts struct {
 	ca     *harness.CA // the CA gwsync trusts
 	noCert bool        // no client certificate
 	admin  string      // admin address ("" picks a free port)
+	// unmanaged: query.manage = false (the template must exist; gwsync
+	// only checks it).
+	unmanaged bool
 }
 
 // writeConfig writes a gwsync configuration for the environment and
@@ -207,7 +210,7 @@ func (e *secureEnv) writeConfig(t *testing.T, name string, o configOpts) string 
 	var b strings.Builder
 	fmt.Fprintf(&b, "public {\n  address = %q\n  token_file = \"public.token\"\n  read_token_file = \"public-read.token\"\n  timeout = \"3s\"\n  %s\n}\n",
 		e.dc1.URL(), strings.ReplaceAll(tlsBlock, "\n    ", "\n  "))
-	b.WriteString("query {\n  share_window = \"0s\"\n  failover {\n    nearest_n = 3\n    datacenters = [\"dc1\", \"dc2\"]\n  }\n}\n")
+	fmt.Fprintf(&b, "query {\n  manage = %t\n  share_window = \"0s\"\n  failover {\n    nearest_n = 3\n    datacenters = [\"dc1\", \"dc2\"]\n  }\n}\n", !o.unmanaged)
 	b.WriteString("services {\n  include = [\"sec-*\"]\n}\n")
 	fmt.Fprintf(&b, "admin {\n  address = %q\n  token_file = \"admin.token\"\n}\n", or(o.admin, "127.0.0.1:0"))
 	b.WriteString("mirror {\n  max_sync_age = \"24h\"\n}\n")
