@@ -14,7 +14,13 @@ type process struct {
 }
 
 func startProcess(bin string, args []string, out *tailBuffer) (*process, error) {
+	return startProcessIn("", bin, args, out)
+}
+
+// startProcessIn starts bin with its working directory dir ("": the test's).
+func startProcessIn(dir, bin string, args []string, out *tailBuffer) (*process, error) {
 	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = procAttr()

@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -91,6 +93,20 @@ func TestStartServer_ACLAndTLS(t *testing.T) {
 	}
 	if s.RaftLastIndex(t) == 0 {
 		t.Fatal("RaftLastIndex = 0")
+	}
+	// Tokens set through the API are persisted by the agent in its working
+	// directory: never the test's (the source tree).
+	if _, err := s.Client(t).Agent().UpdateDNSToken(testManagementToken, (&api.WriteOptions{}).WithContext(ctxT(t))); err != nil {
+		t.Fatalf("set the DNS token: %v", err)
+	}
+	Eventually(t, StartTimeout, func() error {
+		if _, err := os.Stat(filepath.Join(s.dir, "acl-tokens.json")); err != nil {
+			return fmt.Errorf("the agent persisted no token in its own directory: %w", err)
+		}
+		return nil
+	})
+	if _, err := os.Stat("acl-tokens.json"); err == nil {
+		t.Fatal("the agent wrote acl-tokens.json into the test's working directory")
 	}
 	// After a restart only the management token exists again: it still
 	// works for the harness.

@@ -54,6 +54,10 @@ type Server struct {
 	tls        *CA
 	serverCert certPair
 	httpc      *http.Client
+	// dir is the agent's working directory, its own: an agent writes
+	// files relative to it (with ACLs, the tokens set through the API go
+	// to acl-tokens.json), and none may land in the source tree.
+	dir string
 
 	mu   sync.Mutex
 	proc *process
@@ -120,6 +124,7 @@ func newServer(t testing.TB, dc string, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	s.dir = t.TempDir() // removed after the kill below (cleanups run last first)
 	s.httpc = plainHTTP
 	if s.tls != nil {
 		s.serverCert.cert, s.serverCert.key = s.tls.ServerCert(t, dc)
@@ -288,7 +293,7 @@ func (s *Server) args() []string {
 }
 
 func (s *Server) start() error {
-	p, err := startProcess(s.bin, s.args(), s.log)
+	p, err := startProcessIn(s.dir, s.bin, s.args(), s.log)
 	if err != nil {
 		return fmt.Errorf("exec %s: %w", s.bin, err)
 	}
