@@ -1,0 +1,276 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/gwsync/gwsync/mirror"
+	"github.com/gwsync/gwsync/syncer/admin"
+	"github.com/gwsync/gwsync/syncer/ha"
+	"github.com/gwsync/gwsync/test/harness"
+)
+
+var takeoverKills = flag.Int("bench.takeover-kills", 10, "BenchmarkTakeover: how many owners to kill -9")
+
+// BenchmarkTakeover measures how long a gateway stays without a writer
+// when its owner dies: two `gwsync run` replicas share one gateway with
+// the default timing (session TTL 10s, lock-delay 5s; worst case
+// 2 x 10 + 5 = 25s); the owner is killed with SIGKILL, and the time to
+// the other replica holding the lock, then to it reporting the gateway
+// synced, is measured (the worst case is reached when the owner dies just
+// after renewing its session). The killed replica is restarted under the same ID
+// and the group left to settle (its preferred owner takes the gateway
+// back) before the next kill. It runs once whatever b.N (about 40s a
+// kill):
+//
+//	go test -run '^$' -bench '^BenchmarkTakeover$' -timeout 30m ./test/bench/
+func BenchmarkTakeover(b *testing.B) {
+	env := newTakeoverEnv(b)
+	var acquired, synced []time.Duration
+	for i := range *takeoverKills {
+		env.settle(b)
+		// The group is seen settled right after a session renewal (the
+		// membership view is refreshed then), which would put every kill at
+		// the same, worst, point of the renew cycle: kill at a random point
+		// of it instead (renewals come every TTL/2).
+		time.Sleep(rand.N(ha.DefaultSessionTTL / 2))
+		a, s := env.killOwner(b)
+		acquired, synced = append(acquired, a), append(synced, s)
+		b.Logf("kill %d: lock taken after %s, gateway synced after %s", i+1, a.Round(time.Millisecond), s.Round(time.Millisecond))
+	}
+	bound := ha.TakeoverBound(ha.DefaultSessionTTL, ha.DefaultLockDelay)
+	fmt.Printf("takeover over %d kills (TTL %s, lock-delay %s, bound %s): lock taken min/median/max %s; synced %s\n",
+		len(acquired), ha.DefaultSessionTTL, ha.DefaultLockDelay, bound, minMedMax(acquired), minMedMax(synced))
+	b.ReportMetric(median(synced).Seconds(), "s/takeover")
+	if slices.Max(synced) > 30*time.Second {
+		b.Errorf("a takeover took %s, more than 30s", slices.Max(synced))
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Sorted(slices.Values(ds))
+	return s[len(s)/2]
+}
+
+func minMedMax(ds []time.Duration) string {
+	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
+	return fmt.Sprintf("%s / %s / %s", r(slices.Min(ds)), r(median(ds)), r(slices.Max(ds)))
+}
+
+// takeoverEnv is a public Consul, one gateway's dedicated cluster and two
+// replicas running one configuration.
+type takeoverEnv struct {
+	bin, cfg string
+	srv      *harness.Server
+	client   *api.Client
+	reps     map[string]*takeoverReplica
+}
+
+func newTakeoverEnv(b *testing.B) *takeoverEnv {
+	b.Helper()
+	bin, err := harness.BuildGwsync(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	dc1 := harness.StartFederation(b, "dc1").Server("dc1")
+	dc1.Register(b, harness.Instance{Node: "n1", Address: "10.0.0.1", ID: "web-1", Service: "web", Port: 80})
+	e := &takeoverEnv{bin: bin, srv: harness.StartServer(b, "gw1"), reps: map[string]*takeoverReplica{}}
+	e.client = e.srv.Client(b)
+	// admin 127.0.0.1:0: the address is part of the configuration hash, so
+	// the replicas cannot each name a port; each logs the one it bound.
+	cfg := fmt.Sprintf(`public {
+  address = %q
+}
+services {
+  include = ["web"]
+}
+admin {
+  address = "127.0.0.1:0"
+}
+gateway "gw1" {
+  source_datacenter = "dc1"
+  dedicated {
+    address = %q
+  }
+}
+`, dc1.HTTPAddr(), e.srv.HTTPAddr())
+	e.cfg = filepath.Join(b.TempDir(), "gwsync.hcl")
+	if err := os.WriteFile(e.cfg, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for _, id := range []string{"r1", "r2"} {
+		e.reps[id] = startTakeoverReplica(b, bin, e.cfg, id)
+	}
+	return e
+}
+
+// settle waits until the preferred owner holds the lock and both replicas
+// see each other.
+func (e *takeoverEnv) settle(b *testing.B) {
+	b.Helper()
+	want := ha.Assign([]ha.Gateway{{Name: "gw1", SourceDC: "dc1"}}, []string{"r1", "r2"})["gw1"]
+	harness.Eventually(b, 90*time.Second, func() error {
+		if h, _ := e.lock(b); h != want {
+			return fmt.Errorf("lock held by %q, want %q", h, want)
+		}
+		for _, r := range e.reps {
+			if st, err := r.status(); err != nil || !st.Ready {
+				return fmt.Errorf("%s not ready (%v)", r.id, err)
+			}
+			if !strings.Contains(r.scrape(), "gwsync_ha_members 2\n") {
+				return fmt.Errorf("%s does not see both replicas", r.id)
+			}
+		}
+		return nil
+	})
+}
+
+// killOwner kills the lock holder, measures the takeover, and restarts
+// the killed replica.
+func (e *takeoverEnv) killOwner(b *testing.B) (acquired, synced time.Duration) {
+	b.Helper()
+	owner, _ := e.lock(b)
+	victim := e.reps[owner]
+	var other *takeoverReplica
+	for id, r := range e.reps {
+		if id != owner {
+			other = r
+		}
+	}
+	victim.kill()
+	killed := time.Now()
+	harness.Eventually(b, 60*time.Second, func() error {
+		if acquired == 0 {
+			if h, _ := e.lock(b); h == other.id {
+				acquired = time.Since(killed)
+			}
+		}
+		st, err := other.status()
+		if err != nil {
+			return err
+		}
+		for _, g := range st.Gateways {
+			if g.Owned && g.Synced && acquired > 0 {
+				synced = time.Since(killed)
+				return nil
+			}
+		}
+		return fmt.Errorf("%s has not taken gw1 over yet", other.id)
+	})
+	e.reps[owner] = startTakeoverReplica(b, e.bin, e.cfg, owner)
+	return acquired, synced
+}
+
+func (e *takeoverEnv) lock(b *testing.B) (replica, session string) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	kv, _, err := e.client.KV().Get(mirror.LockKey(mirror.DefaultKVPrefix, "gw1"), (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		b.Fatalf("read lock: %v", err)
+	}
+	if kv == nil || kv.Session == "" {
+		return "", ""
+	}
+	h, err := mirror.DecodeHolder(kv.Value)
+	if err != nil {
+		b.Fatalf("lock: %v", err)
+	}
+	return h.Replica, kv.Session
+}
+
+// takeoverReplica is one `gwsync run` process.
+type takeoverReplica struct {
+	id    string
+	cmd   *exec.Cmd
+	done  chan struct{}
+	admin string
+	mu    sync.Mutex
+	log   strings.Builder
+}
+
+func (r *takeoverReplica) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.log.Write(p)
+}
+
+func (r *takeoverReplica) logs() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.log.String()
+}
+
+var takeoverAdminRe = regexp.MustCompile(`admin API listening: .*address=(\S+)`)
+
+func startTakeoverReplica(b *testing.B, bin, cfg, id string) *takeoverReplica {
+	b.Helper()
+	r := &takeoverReplica{id: id, done: make(chan struct{})}
+	r.cmd = exec.Command(bin, "run", "-config", cfg, "-replica", id)
+	r.cmd.Stdout, r.cmd.Stderr = r, r
+	if err := r.cmd.Start(); err != nil {
+		b.Fatalf("start %s: %v", id, err)
+	}
+	go func() { _ = r.cmd.Wait(); close(r.done) }()
+	b.Cleanup(func() {
+		r.kill()
+		if b.Failed() {
+			b.Logf("replica %s log:\n%s", id, r.logs())
+		}
+	})
+	harness.Eventually(b, 30*time.Second, func() error {
+		if m := takeoverAdminRe.FindStringSubmatch(r.logs()); m != nil {
+			r.admin = m[1]
+			return nil
+		}
+		select {
+		case <-r.done:
+			b.Fatalf("replica %s exited: %s", id, r.logs())
+		default:
+		}
+		return fmt.Errorf("replica %s: admin API not listening yet", id)
+	})
+	return r
+}
+
+func (r *takeoverReplica) kill() {
+	_ = r.cmd.Process.Signal(syscall.SIGKILL)
+	<-r.done
+}
+
+func (r *takeoverReplica) status() (admin.StatusResponse, error) {
+	c, err := admin.NewClient(r.admin, "", &http.Client{Timeout: 5 * time.Second})
+	if err != nil {
+		return admin.StatusResponse{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.Status(ctx)
+}
+
+// scrape returns the replica's /metrics text ("" on error).
+func (r *takeoverReplica) scrape() string {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + r.admin + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
