@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -104,6 +105,8 @@ type tapProxy struct {
 	reqs        []tapRequest
 	inFlight    int
 	maxInFlight int
+	opInFlight  map[string]int // by opOf
+	opMax       map[string]int
 }
 
 // tapRequest is one request as it arrived.
@@ -122,7 +125,7 @@ func newTapProxy(t *testing.T, target string) *tapProxy {
 	if err != nil {
 		t.Fatalf("tap: listen: %v", err)
 	}
-	p := &tapProxy{ln: ln}
+	p := &tapProxy{ln: ln, opInFlight: map[string]int{}, opMax: map[string]int{}}
 	transport := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}
 	rp := &httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(&url.URL{Scheme: "http", Host: target}) },
@@ -131,14 +134,19 @@ func newTapProxy(t *testing.T, target string) *tapProxy {
 		ErrorLog:      log.New(io.Discard, "", 0),
 	}
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := tapRequest{At: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()}
+		op := opOf(req)
 		p.mu.Lock()
-		p.reqs = append(p.reqs, tapRequest{At: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()})
+		p.reqs = append(p.reqs, req)
 		p.inFlight++
 		p.maxInFlight = max(p.maxInFlight, p.inFlight)
+		p.opInFlight[op]++
+		p.opMax[op] = max(p.opMax[op], p.opInFlight[op])
 		p.mu.Unlock()
 		defer func() {
 			p.mu.Lock()
 			p.inFlight--
+			p.opInFlight[op]--
 			p.mu.Unlock()
 		}()
 		rp.ServeHTTP(w, r)
@@ -166,34 +174,47 @@ func (p *tapProxy) between(from, to time.Time) []tapRequest {
 	return out
 }
 
-// resetMaxInFlight restarts the in-flight maximum from the number open now.
+// resetMaxInFlight restarts the in-flight maxima from the numbers open now.
 func (p *tapProxy) resetMaxInFlight() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.maxInFlight = p.inFlight
+	maps.Copy(p.opMax, p.opInFlight)
 }
 
-// MaxInFlight is the most requests open at once since the last reset.
-func (p *tapProxy) MaxInFlight() int {
+// MaxInFlight is the most requests open at once since the last reset, in
+// all and by op (see byOp).
+func (p *tapProxy) MaxInFlight() (int, map[string]int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.maxInFlight
+	byOp := map[string]int{}
+	for op, n := range p.opMax {
+		if n > 0 {
+			byOp[op] = n
+		}
+	}
+	return p.maxInFlight, byOp
 }
 
-// byOp groups requests by what they ask: the path with a prepared
-// query's name folded ("query/*/execute"), plus "(blocking)" for blocking
-// reads.
+// opOf names what a request asks: method and path, with a prepared
+// query's name folded ("/v1/query/*/execute"), plus "(blocking)" for a
+// blocking read.
+func opOf(r tapRequest) string {
+	op := r.Path
+	if strings.HasPrefix(op, "/v1/query/") {
+		op = "/v1/query/*/" + op[strings.LastIndex(op, "/")+1:]
+	}
+	if r.Query.Has("index") {
+		op += " (blocking)"
+	}
+	return r.Method + " " + op
+}
+
+// byOp counts requests by opOf.
 func byOp(reqs []tapRequest) map[string]int {
 	out := map[string]int{}
 	for _, r := range reqs {
-		op := r.Path
-		if strings.HasPrefix(op, "/v1/query/") {
-			op = "/v1/query/*/" + op[strings.LastIndex(op, "/")+1:]
-		}
-		if r.Query.Has("index") {
-			op += " (blocking)"
-		}
-		out[r.Method+" "+op]++
+		out[opOf(r)]++
 	}
 	return out
 }
