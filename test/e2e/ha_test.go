@@ -186,6 +186,9 @@ func TestHA_PausedOwnerFenced(t *testing.T) {
 		return hasInstance(t, g1, "web", "web-2")
 	})
 	t.Logf("%s took gw1 over %s after %s stopped", other.id, time.Since(paused).Round(time.Millisecond), owner.id)
+	// The new owner's reconcile ends with a txn of its records (change
+	// feed, marker) after the catalog one: measure once it has finished.
+	g1.WaitQuiet(t, waitTimeout)
 	before := writesOf(t, g1, "gw1")
 
 	// The old write reaches Consul now, then the process resumes.
@@ -273,6 +276,22 @@ func TestHA_CutFromOneCluster(t *testing.T) {
 		return nil
 	})
 	t.Logf("%s cut from %s: %s took it over after %s", victim.id, cutGW, other.id, time.Since(cut).Round(time.Millisecond))
+	// The change comes once the new owner's first full reconcile is done:
+	// one that arrives while it runs can wait for the next scheduled full
+	// reconcile (a race in the event path, reported separately).
+	harness.Eventually(t, waitTimeout, func() error {
+		st, err := other.status()
+		if err != nil {
+			return err
+		}
+		for _, g := range st.Gateways {
+			if g.Name == cutGW && g.Owned && g.Synced {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s has not synced %s yet", other.id, cutGW)
+	})
+	srvOf[cutGW].WaitQuiet(t, waitTimeout)
 
 	dc1.Register(t, inst("n2", "web", "web-2", 80))
 	harness.Eventually(t, waitTimeout, func() error {
