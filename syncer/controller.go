@@ -195,11 +195,35 @@ func (c *Controller) Status() Status {
 }
 
 // Ready reports whether every gateway this replica writes has completed a
-// full sync. A replica that writes none is ready (a standby). It stays true
+// full sync. It stays true
 // through later source errors: the mirrors still serve.
+//
+// With leases (several replicas) a replica is ready once it knows, for
+// every gateway, who owns it, every gateway it owns is synced, and it is
+// not the preferred owner of a gateway nobody holds yet (it is about to
+// take it). Before that, a standby that answered ready at once would let
+// a rollout move on before any replica had synced anything.
 func (c *Controller) Ready() bool {
-	for name, g := range c.gateways {
-		if c.isOwned(name) && !g.snapshot().Synced {
+	if c.leases == nil {
+		for _, g := range c.gateways {
+			if !g.snapshot().Synced {
+				return false
+			}
+		}
+		return true
+	}
+	for _, o := range c.leases.Owners() {
+		g, ok := c.gateways[o.Gateway]
+		switch {
+		case !ok:
+			continue
+		case !o.Known:
+			return false
+		case o.Self:
+			if !g.snapshot().Synced {
+				return false
+			}
+		case !o.Held && o.Preferred == c.replica:
 			return false
 		}
 	}
