@@ -169,6 +169,7 @@ func TestSteadyCycleReadsLittle(t *testing.T) {
 	for i := range services {
 		dc1.Register(t, inst(fmt.Sprintf("s%d", i), fmt.Sprintf("sr-%02d", i), fmt.Sprintf("sr-%02d-1", i), 80))
 	}
+	g1.WaitQuiet(t, waitTimeout) // a fresh server's own catalog writes would move the indexes
 	proxy := harness.NewProxy(t, g1.HTTPAddr())
 	extra := "gateway \"gw1\" {\n  source_datacenter = \"dc1\"\n  schedule = \"@every 1h\"\n  dedicated {\n    address = \"" + proxy.Addr() + "\"\n  }\n}\n"
 	c, _ := setup{publicAddr: dc1.HTTPAddr(), include: []string{"sr-*"}, extra: extra}.controller(t)

@@ -164,13 +164,16 @@ func (s *Server) WANAddr() string { return addr(s.ports.serfWAN) }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
-// Client returns a new API client for the server, built from explicit
+// Client returns the server's API client, built from explicit
 // configuration (address, scheme, the WithToken or WithACL token, the
 // WithTLS client certificate) the way gwsync builds its own: nothing comes
-// from CONSUL_HTTP_* variables.
+// from CONSUL_HTTP_* variables. It is one client per server (one
+// connection pool): a test that polls through a new client each time
+// would pile up idle connections until Consul refuses more than
+// http_max_conns_per_client (429).
 func (s *Server) Client(t testing.TB) *api.Client {
 	t.Helper()
-	return s.newClient(t)
+	return s.api
 }
 
 // ClientWithToken is Client with another ACL token ("" for anonymous).
