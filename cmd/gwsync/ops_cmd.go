@@ -228,8 +228,8 @@ func sortedKeys(m map[string]string) []string {
 
 func oneLine(s string, maxLen int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxLen {
-		return s[:maxLen-1] + "…"
+	if r := []rune(s); len(r) > maxLen {
+		return string(r[:maxLen-1]) + "…"
 	}
 	return s
 }

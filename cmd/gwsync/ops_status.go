@@ -86,7 +86,7 @@ func printGateways(w io.Writer, gws []admin.GatewayStatus, now time.Time) {
 		}
 		lastErr := "-"
 		if g.LastError != "" {
-			lastErr = ago(g.LastErrorAt, now) + ": " + oneLine(g.LastError, 80)
+			lastErr = ago(g.LastErrorAt, now) + ": " + oneLine(g.LastError, errCell)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", g.Name, g.SourceDatacenter, ownerName(g),
 			yesNo(g.Synced), yesNo(g.Vouching), g.Generation, g.Services, g.Covered, g.Instances, g.Problems, g.DeletesHeld,
@@ -96,6 +96,11 @@ func printGateways(w io.Writer, gws []admin.GatewayStatus, now time.Time) {
 	for _, g := range gws {
 		if len(g.Selection.Include)+len(g.Selection.Exclude)+len(g.Selection.Tags) > 0 {
 			fmt.Fprintf(w, "%s selects: %s\n", g.Name, g.Selection)
+		}
+	}
+	for _, g := range gws {
+		if g.Owned && cut(g.LastError) {
+			fmt.Fprintf(w, "%s last error: %s\n", g.Name, oneLine(g.LastError, len(g.LastError)))
 		}
 	}
 	for _, g := range gws {
@@ -134,7 +139,7 @@ func printDCs(w io.Writer, dcs []admin.DCHealth, now time.Time) {
 	for _, d := range dcs {
 		lastErr := "-"
 		if d.LastError != "" {
-			lastErr = ago(d.LastErrAt, now) + ": " + oneLine(d.LastError, 80)
+			lastErr = ago(d.LastErrAt, now) + ": " + oneLine(d.LastError, errCell)
 		}
 		row := fmt.Sprintf("%s\t%s\t%d\t%s\t", d.Datacenter, ago(d.LastOK, now), d.Failures, until(d.RetryAt, now))
 		if events {
@@ -143,7 +148,20 @@ func printDCs(w io.Writer, dcs []admin.DCHealth, now time.Time) {
 		fmt.Fprintln(tw, row+lastErr)
 	}
 	_ = tw.Flush()
+	for _, d := range dcs {
+		if cut(d.LastError) {
+			fmt.Fprintf(w, "%s last error: %s\n", d.Datacenter, oneLine(d.LastError, len(d.LastError)))
+		}
+	}
 }
+
+// errCell is the width of a LAST ERROR cell; a longer error is printed in
+// full under its table (the end of a Consul error, "lacks permission ...",
+// is often the part that matters).
+const errCell = 80
+
+// cut reports whether err does not fit a LAST ERROR cell.
+func cut(err string) bool { return oneLine(err, errCell) != oneLine(err, len(err)) }
 
 // describeEvents summarises a DC's change-feed loops: "watching" when all
 // are, else each loop's state.

@@ -66,3 +66,26 @@ func TestPrintStatus_SingleReplica(t *testing.T) {
 		t.Fatalf("status output:\n%s", out)
 	}
 }
+
+// TestPrintStatus_LongErrorInFull: an error longer than its cell is cut
+// in the table and printed in full under it (the end of a Consul ACL
+// error, "lacks permission ...", was cut off), multi-byte text included.
+func TestPrintStatus_LongErrorInFull(t *testing.T) {
+	now := time.Now()
+	long := "txn rejected: Permission denied: token with AccessorID 'a3f0' lacks permission 'node:write' on \"gwsync-gw1-é\""
+	st := admin.StatusResponse{Ready: true, Role: admin.RoleOwner,
+		Gateways:    []admin.GatewayStatus{{Name: "gw1", SourceDatacenter: "dc1", Owned: true, LastError: long, LastErrorAt: now}},
+		Datacenters: []admin.DCHealth{{Datacenter: "dc1", LastError: "short", LastErrAt: now}}}
+	var b bytes.Buffer
+	printStatus(&b, st, now)
+	out := b.String()
+	if !strings.Contains(out, "gw1 last error: "+long+"\n") {
+		t.Fatalf("the full error is missing:\n%s", out)
+	}
+	if strings.Contains(out, "dc1 last error:") {
+		t.Fatalf("an error that fits its cell is printed twice:\n%s", out)
+	}
+	if !strings.Contains(out, "…") {
+		t.Fatalf("the table cell is not cut:\n%s", out)
+	}
+}
