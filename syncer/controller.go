@@ -121,7 +121,7 @@ func New(cfg *config.Config, opts Options) (*Controller, error) {
 			replica: opts.Replica, shared: shared, store: store, templates: templates,
 			enc: mirror.Encoder{Gateway: gc.Name, NodePrefix: cfg.Mirror.NodePrefix},
 			log: log.With("gateway", gc.Name), metrics: m, now: opts.Now,
-			runMu: make(chan struct{}, 1), kick: make(chan struct{}, 1), applied: map[string]time.Time{}, covered: map[string]bool{},
+			runMu: make(chan struct{}, 1), loaded: make(chan struct{}), kick: make(chan struct{}, 1), applied: map[string]time.Time{}, covered: map[string]bool{},
 			status:      GatewayStatus{Name: gc.Name, SourceDatacenter: gc.SourceDatacenter, Owned: opts.Leases == nil, Selection: gc.Services},
 			failoverAny: cfg.Query.NearestN > 0, failoverDCs: cfg.Query.Datacenters,
 		}

@@ -70,7 +70,7 @@ func (c *Controller) HandleEvent(ev watch.Event) {
 		if ev.Resync {
 			// Events may have been missed before ev.At: a full reconcile
 			// that started after it covers them; else one runs now.
-			if g.dependsOn(ev.DC) && !g.fullStartedAfter(ev.At) {
+			if g.dependsOn(ev.DC) && !g.fullCovers(ev.At) {
 				g.log.Info("public change feed resynchronised: full reconcile", "dc", ev.DC)
 				g.requestFull()
 			}
@@ -134,19 +134,64 @@ func (e *events) add(gateway string, services []string, at time.Time, m *Metrics
 	e.mu.Lock()
 	p := e.pending[gateway]
 	for _, s := range services {
-		if old, ok := p[s]; ok {
+		if keepEarliest(p, s, at) {
 			m.EventsCoalesced.WithLabelValues(gateway).Inc()
-			if at.Before(old) {
-				p[s] = at
-			}
-			continue
 		}
-		p[s] = at
 	}
 	e.mu.Unlock()
+	e.wakeUp(gateway)
+}
+
+// keepEarliest records a change of service at in p, keeping the earliest
+// time; true if service was pending already.
+func keepEarliest(p map[string]time.Time, service string, at time.Time) bool {
+	old, ok := p[service]
+	if !ok || at.Before(old) {
+		p[service] = at
+	}
+	return ok
+}
+
+func (e *events) wakeUp(gateway string) {
 	select {
 	case e.wake[gateway] <- struct{}{}:
 	default:
+	}
+}
+
+// requeue puts back services taken but not reconciled, keeping the
+// earliest change time of each, and wakes the gateway's worker.
+func (e *events) requeue(gateway string, services map[string]time.Time) {
+	e.mu.Lock()
+	p := e.pending[gateway]
+	for s, at := range services {
+		keepEarliest(p, s, at)
+	}
+	e.mu.Unlock()
+	e.wakeUp(gateway)
+}
+
+// waitModel waits until the gateway's model is loaded: event rounds plan
+// against it, and until a full reconcile has loaded it (a new owner, a
+// model invalidated by a conflict) changes wait for it rather than fail;
+// they are reconciled right after, with answers newer than the change
+// (the full reconcile may have read these services before it). It asks
+// for a full reconcile when none is running. False: ctx ended.
+func (c *Controller) waitModel(ctx context.Context, g *gatewaySyncer) bool {
+	loaded := g.modelLoaded()
+	select {
+	case <-loaded:
+		return true
+	default:
+	}
+	if len(g.runMu) == 0 {
+		g.requestFull()
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-loaded:
+		return true
 	}
 }
 
@@ -195,6 +240,9 @@ func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
 			return
 		case <-c.events.wake[g.cfg.Name]:
 		}
+		if !c.waitModel(ctx, g) {
+			return
+		}
 		pending := c.events.take(g.cfg.Name)
 		if len(pending) == 0 || !c.isOwned(g.cfg.Name) {
 			continue
@@ -213,14 +261,16 @@ func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, errNotLoaded) {
+			// The model was invalidated meanwhile (a conflict, a fence):
+			// the changes wait for the full reconcile that reloads it.
+			g.log.Debug("event-driven reconcile waits for the mirror to be reloaded", "services", len(names))
+			c.events.requeue(g.cfg.Name, pending)
+			continue
+		}
 		if err != nil {
-			g.log.Warn("event-driven reconcile failed; the next full reconcile covers it", "services", len(names), "error", err)
-			// Before the model is loaded (a full reconcile is still
-			// reading), a change seen after that reconcile started may
-			// have been read before it: another full one covers it.
-			if !errors.Is(err, errNotLoaded) || !g.fullStartedAfter(minAt) {
-				g.requestFull()
-			}
+			g.log.Warn("event-driven reconcile failed; a full reconcile follows", "services", len(names), "error", err)
+			g.requestFull()
 			continue
 		}
 		now := c.now()

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -175,5 +176,71 @@ func TestController_ResyncEvent(t *testing.T) {
 	e.ctl.HandleEvent(watch.Event{DC: "dc1", Resync: true, At: at})
 	if len(e.gw.kick) != 0 {
 		t.Error("a resync already covered by a full reconcile asked for another")
+	}
+}
+
+// A change seen before a gateway's mirror is loaded (a new owner, a
+// fresh start) is reconciled once a full reconcile has loaded it, with an
+// answer newer than the change, even when that full reconcile reused an
+// older shared answer: before, the event round failed ("mirror not
+// loaded"), the full reconcile was trusted to cover it, and it served the
+// answer another gateway had read before the change, so the change waited
+// for the next scheduled full reconcile (5 minutes by default).
+func TestController_EventBeforeModelLoaded(t *testing.T) {
+	det := &fakeDetector{usable: map[string]int{}}
+	e := newEnv(t, func(c *config.Config) { c.Query.ShareWindow = time.Minute })
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
+	e.restart(det)
+	// Another gateway on dc1 read web just before the change.
+	e.pub.locked(func() { e.pub.templates["dc1"] = true })
+	if _, err := e.ctl.shared.Execute(e.ctx(), "dc1", "web", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Services: []string{"web"}, At: e.clock.Now()})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); e.ctl.eventLoop(ctx, e.gw) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	// The event worker asks for the full reconcile that loads the mirror;
+	// the gateway's loop (this test) runs it.
+	harness.Eventually(t, 10*time.Second, func() error {
+		if len(e.gw.kick) == 0 {
+			return fmt.Errorf("no full reconcile asked for")
+		}
+		return nil
+	})
+	<-e.gw.kick
+	e.full()
+	harness.Eventually(t, 10*time.Second, func() error {
+		if got := e.st.held("web"); !slices.Equal(got, []string{mn("dc1", "n1") + "/web-1:81"}) {
+			return fmt.Errorf("mirror holds %q", got)
+		}
+		return nil
+	})
+	if len(e.gw.kick) != 0 {
+		t.Error("another full reconcile was asked for: the event round should have covered the change")
+	}
+}
+
+// A full reconcile covers changes made before the oldest answer it may
+// use: one share window before its start.
+func TestController_ResyncWithinShareWindow(t *testing.T) {
+	det := &fakeDetector{usable: map[string]int{}}
+	e := newEnv(t, func(c *config.Config) { c.Query.ShareWindow = time.Minute })
+	e.restart(det)
+	at := e.clock.Now()
+	e.full() // started after at, but may reuse answers up to a minute older
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Resync: true, At: at})
+	if len(e.gw.kick) != 1 {
+		t.Fatal("a resync within the share window of a full reconcile's start did not ask for another")
+	}
+	<-e.gw.kick
+	e.clock.Advance(2 * time.Minute)
+	e.full()
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Resync: true, At: at})
+	if len(e.gw.kick) != 0 {
+		t.Error("a resync older than a full reconcile's share window asked for another")
 	}
 }

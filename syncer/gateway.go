@@ -57,6 +57,9 @@ type gatewaySyncer struct {
 	// writeMu (source reads consult it); writers hold both.
 	modelMu sync.RWMutex
 	model   *State // nil: not loaded (or invalidated by a conflict)
+	// loaded is closed while model is set (setModel), for event rounds
+	// waiting for a full reconcile to load it.
+	loaded chan struct{}
 	// loadedAt is when the model was last read in full from the cluster.
 	loadedAt time.Time
 	applied  map[string]time.Time // service -> start of the execution last applied
@@ -65,8 +68,9 @@ type gatewaySyncer struct {
 
 	mu     sync.Mutex // status, never held across a network call
 	status GatewayStatus
-	// fullStart is when the running or last full reconcile started.
-	fullStart time.Time
+	// fullMinAt: every answer the running or last full reconcile uses
+	// started at or after it.
+	fullMinAt time.Time
 	// evidenced: a complete full sync with complete evidence (every
 	// catalog, every read) has happened since this replica began writing
 	// the gateway; until then nothing is deleted.
@@ -253,11 +257,34 @@ func (g *gatewaySyncer) lastSuccess() time.Time {
 	return g.status.LastSuccess
 }
 
-// fullStartedAfter reports whether a full reconcile started after t.
-func (g *gatewaySyncer) fullStartedAfter(t time.Time) bool {
+// setModel sets (nil: invalidates) the model; modelMu held for writing.
+func (g *gatewaySyncer) setModel(m *State) {
+	g.model = m
+	select {
+	case <-g.loaded: // closed: loaded until now
+		if m == nil {
+			g.loaded = make(chan struct{})
+		}
+	default:
+		if m != nil {
+			close(g.loaded)
+		}
+	}
+}
+
+// modelLoaded returns a channel closed once the model is loaded.
+func (g *gatewaySyncer) modelLoaded() <-chan struct{} {
+	g.modelMu.RLock()
+	defer g.modelMu.RUnlock()
+	return g.loaded
+}
+
+// fullCovers reports whether a full reconcile (running or done) reads
+// only answers that started after t: it sees every change made before t.
+func (g *gatewaySyncer) fullCovers(t time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.fullStart.After(t)
+	return g.fullMinAt.After(t)
 }
 
 // maxLogged bounds the conditions logOnce remembers.

@@ -71,23 +71,29 @@ type fullRun struct {
 	// failed is set once a commit failed: later chunks are not written.
 	failed error
 	plan   Plan // everything written (or, dry, planned)
+	// minAt: no answer used started before it.
+	minAt time.Time
 }
 
 func (g *gatewaySyncer) syncFull(ctx context.Context, req Request) (Result, error) {
 	run := &fullRun{req: req, res: g.newResult(req, ScopeFull)}
+	// Every answer a full reconcile uses started at or after minAt: one
+	// share window before its start (it shares executions with other
+	// gateways' reconciles and events that recent), or its start when
+	// forced. The event path relies on it (fullCovers).
+	run.minAt = run.res.Started.Add(-g.shared.window)
+	if req.Force {
+		run.minAt = run.res.Started
+	}
 	if !req.DryRun {
 		g.mu.Lock()
-		g.fullStart = run.res.Started
+		g.fullMinAt = run.minAt
 		g.mu.Unlock()
 	}
 	if err := g.templates.ensure(ctx, g.cfg.SourceDatacenter, !req.DryRun); err != nil {
 		return g.fail(run.res, err)
 	}
-	var minAt time.Time
-	if req.Force {
-		minAt = g.now()
-	}
-	disc, err := g.discover(ctx, minAt)
+	disc, err := g.discover(ctx, run.minAt)
 	if err != nil {
 		return g.fail(run.res, err)
 	}
@@ -100,7 +106,7 @@ func (g *gatewaySyncer) syncFull(ctx context.Context, req Request) (Result, erro
 	// only after their answer is in.
 	model := newFuture()
 	go func() { m, err := g.loadModel(ctx, req.DryRun, req.Force); model.set(m, err) }()
-	g.readAndWrite(ctx, run, &disc, readRequest{disc: &disc, minAt: minAt, model: model, at: disc.at, dry: req.DryRun})
+	g.readAndWrite(ctx, run, &disc, readRequest{disc: &disc, minAt: run.minAt, model: model, at: disc.at, dry: req.DryRun})
 	if run.model == nil && run.failed == nil {
 		m, err := model.get(ctx)
 		if err != nil {

@@ -52,7 +52,7 @@ func (g *gatewaySyncer) loadModel(ctx context.Context, dry, force bool) (*State,
 		}
 	}
 	g.modelMu.Lock()
-	g.model = &snap.State
+	g.setModel(&snap.State)
 	g.modelMu.Unlock()
 	g.loadedAt = g.now()
 	g.marker, g.covered = snap.Marker, snap.Coverage
@@ -77,7 +77,7 @@ func (g *gatewaySyncer) commit(ctx context.Context, model *State, w Write, dry b
 	if err != nil {
 		g.fencedBy(err)
 		g.modelMu.Lock()
-		g.model = nil
+		g.setModel(nil)
 		g.modelMu.Unlock()
 		return c, err
 	}
