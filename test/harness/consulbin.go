@@ -24,9 +24,14 @@ var pathOnce sync.Once
 // gwsync go.mod, found by walking up from the working directory. The first
 // call also prepends the binary's directory to PATH, so code that starts
 // `consul` from PATH (sdk/testutil) finds the same binary. A missing binary
-// fails the test (never skips it) and says how to build it.
+// fails the test (never skips it) and says how to build it. Under -short
+// every test that runs real Consul is skipped here, the one place they all
+// pass through.
 func ConsulBin(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs real Consul servers: skipped under -short")
+	}
 	bin, err := findConsulBin()
 	if err != nil {
 		t.Fatalf("harness: %v: run `make consul` at the repository root to build it", err)
