@@ -100,12 +100,12 @@ func (g *gatewaySyncer) completed(ctx context.Context, run *fullRun, complete bo
 		}
 		if w.Marker != nil {
 			g.marker = w.Marker
-			g.mu.Lock()
-			g.status.Generation = w.Marker.Generation
-			g.mu.Unlock()
 		}
 	}
 	g.mu.Lock()
+	if g.marker != nil { // as written, or as loaded when unchanged (a new owner)
+		g.status.Generation = g.marker.Generation
+	}
 	g.status.Covered = len(g.covered)
 	g.status.Vouching = true
 	g.mu.Unlock()

@@ -269,3 +269,22 @@ func TestSync_MarkerCounts(t *testing.T) {
 	// longer confirmed) and so rewrites the marker once more.
 	check("a confirmed delete of a whole service", 4, 1, 3, false)
 }
+
+// A controller that starts on (or takes over) a mirror that needs no
+// write reports the marker's generation, not 0.
+func TestSync_GenerationOfUnchangedMirror(t *testing.T) {
+	e := newEnv(t)
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
+	e.full()
+	gen := e.ctl.Status().Gateways[0].Generation
+	if gen == 0 {
+		t.Fatal("no generation after the first sync")
+	}
+	e.restart(nil)
+	if res := e.full(); res.TxnOps != 0 {
+		t.Fatalf("the unchanged mirror was written: %d ops", res.TxnOps)
+	}
+	if got := e.ctl.Status().Gateways[0].Generation; got != gen {
+		t.Errorf("generation after a restart on an unchanged mirror = %d, want %d", got, gen)
+	}
+}
