@@ -39,3 +39,30 @@ func TestRun_Dispatch(t *testing.T) {
 		}
 	}
 }
+
+// The advertise address may be a bare host (the chart passes the pod IP,
+// IPv6 included): the admin port is added, IPv6 bracketed.
+func TestAdvertiseAddr(t *testing.T) {
+	tests := []struct{ adv, admin, want, err string }{
+		{"", "127.0.0.1:9310", "127.0.0.1:9310", ""},
+		{"10.0.0.7:9999", "0.0.0.0:9310", "10.0.0.7:9999", ""},
+		{"10.0.0.7", "0.0.0.0:9310", "10.0.0.7:9310", ""},
+		{"fd00::7", "0.0.0.0:9310", "[fd00::7]:9310", ""},
+		{"[fd00::7]", ":9310", "[fd00::7]:9310", ""},
+		{"[fd00::7]:9400", ":9310", "[fd00::7]:9400", ""},
+		{"gwsync-0.gwsync", "0.0.0.0:9310", "gwsync-0.gwsync:9310", ""},
+		{"fd00::7:zz", "0.0.0.0:9310", "", "neither host:port nor a host"},
+		{"10.0.0.7:0", "0.0.0.0:9310", "", "is not 1-65535"},
+		{":9310", "0.0.0.0:9310", "", "no usable host"},
+		{"10.0.0.7", "nonsense", "", "admin.address"},
+	}
+	for _, tt := range tests {
+		got, err := advertiseAddr(tt.adv, tt.admin)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("advertiseAddr(%q, %q) error %v, want %q", tt.adv, tt.admin, err, tt.err)
+		case tt.err == "" && (err != nil || got != tt.want):
+			t.Errorf("advertiseAddr(%q, %q) = %q, %v, want %q", tt.adv, tt.admin, got, err, tt.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -8,6 +9,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +30,7 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log in JSON")
 	replica := fs.String("replica", "", "this replica's ID, stable across restarts (default: ha.replica_id, else $"+envReplica+", else the host name)")
-	advertise := fs.String("advertise", "", "host:port where the other replicas reach this replica's admin API (default $"+envAdvertise+", else admin.address)")
+	advertise := fs.String("advertise", "", "host[:port] where the other replicas reach this replica's admin API (default $"+envAdvertise+", else admin.address; the port defaults to admin.address's)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -55,12 +58,10 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 		log.Error("cannot start", "error", err)
 		return 2
 	}
-	adv := *advertise
-	if adv == "" {
-		adv = os.Getenv(envAdvertise)
-	}
-	if adv == "" {
-		adv = cfg.Admin.Address
+	adv, err := advertiseAddr(cmp.Or(*advertise, os.Getenv(envAdvertise)), cfg.Admin.Address)
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 2
 	}
 	log = log.With("replica", id)
 	opts, err := consul.Setup(cfg, syncer.Options{Logger: log, Registerer: reg, Replica: id, AdvertiseAddr: adv})
@@ -137,4 +138,31 @@ func replicaID(flagValue, configured string, getenv func(string) string, hostnam
 		return "", fmt.Errorf("no replica ID: set -replica, ha.replica_id or $%s (host name: %v)", envReplica, err)
 	}
 	return h, nil
+}
+
+// advertiseAddr is where the other replicas reach this one's admin API:
+// adv as host:port, or a bare host (an IPv6 literal included, as a pod IP
+// is) with admin.address's port; admin.address itself when adv is empty.
+func advertiseAddr(adv, adminAddr string) (string, error) {
+	if adv == "" {
+		return adminAddr, nil
+	}
+	_, adminPort, err := net.SplitHostPort(adminAddr)
+	if err != nil {
+		return "", fmt.Errorf("admin.address %q: %w", adminAddr, err)
+	}
+	host, port, err := net.SplitHostPort(adv)
+	if err != nil { // no port: a host name, an IPv4 or IPv6 address
+		host, port = strings.TrimSuffix(strings.TrimPrefix(adv, "["), "]"), adminPort
+		if strings.Contains(host, ":") && net.ParseIP(host) == nil {
+			return "", fmt.Errorf("advertise address %q: neither host:port nor a host", adv)
+		}
+	}
+	if host == "" || strings.ContainsAny(host, " /[]") {
+		return "", fmt.Errorf("advertise address %q: no usable host", adv)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("advertise address %q: port %q is not 1-65535", adv, port)
+	}
+	return net.JoinHostPort(host, port), nil
 }
