@@ -148,3 +148,34 @@ func TestShared_Detached(t *testing.T) {
 		t.Errorf("AnsweredBy = %q %v", dc, ok)
 	}
 }
+
+// A datacenter list the agent does not give (hung, dead) marks every DC
+// known so far down: no DC answers through that agent, and a cycle stops
+// at the list before any per-DC read could say so. A refused list (a 403:
+// an answer) marks nothing.
+func TestShared_DatacenterListFailureMarksKnownDCsDown(t *testing.T) {
+	downs := map[string]int{}
+	s, pub, _ := newSharedEnv(t, SharedOptions{OnDC: func(dc string, up bool) {
+		if !up {
+			downs[dc]++
+		}
+	}})
+	ctx := context.Background()
+	if _, err := s.Catalog(ctx, "dc1", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	pub.failOp("datacenters", "", api.StatusError{Code: http.StatusForbidden, Body: "Permission denied"})
+	if _, err := s.Datacenters(ctx, time.Time{}); err == nil {
+		t.Fatal("the refused list did not fail")
+	}
+	if len(downs) != 0 {
+		t.Fatalf("a refused list marked DCs down: %v", downs)
+	}
+	pub.failOp("datacenters", "", context.DeadlineExceeded)
+	if _, err := s.Datacenters(ctx, time.Time{}); err == nil {
+		t.Fatal("the timed-out list did not fail")
+	}
+	if downs["dc1"] != 1 || len(downs) != 1 {
+		t.Errorf("down reports %v, want dc1 once (the only DC known)", downs)
+	}
+}
