@@ -257,9 +257,14 @@ func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
 		c.metrics.EventServices.WithLabelValues(g.cfg.Name).Add(float64(len(names)))
 		lctx, cancel := c.leaseCtx(ctx, g)
 		res, err := c.safeEvent(lctx, g, Request{Gateway: g.cfg.Name, Services: names, minAt: minAt})
+		lost := lctx.Err() != nil // before cancel: the lease ended
 		cancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if lost { // the new owner's first full reconcile covers these changes
+			g.log.Debug("event-driven reconcile stopped: the lease ended", "services", len(names))
+			continue
 		}
 		if errors.Is(err, errNotLoaded) {
 			// The model was invalidated meanwhile (a conflict, a fence):

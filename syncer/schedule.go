@@ -41,10 +41,17 @@ func (c *Controller) gatewayLoop(ctx context.Context, g *gatewaySyncer) {
 		started := c.now()
 		lctx, cancel := c.leaseCtx(ctx, g)
 		res, err := c.safeSync(lctx, g, Request{Gateway: g.cfg.Name})
+		lost := lctx.Err() != nil // before cancel: the lease ended
 		cancel()
 		if ctx.Err() != nil {
 			g.log.Info("reconcile interrupted by shutdown")
 			return
+		}
+		if lost {
+			// Its writes were fenced anyway; the new owner reconciles.
+			g.log.Info("reconcile stopped: this replica no longer holds the gateway's lease", "error", err)
+			next = nextRun(g.cfg.Spec, c.now())
+			continue
 		}
 		logCycle(g.log, res, err)
 		now := c.now()
