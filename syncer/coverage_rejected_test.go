@@ -37,3 +37,38 @@ func TestSync_RejectedServiceNotCovered(t *testing.T) {
 		t.Fatalf("coverage %q once api's instance landed, want api and web", got)
 	}
 }
+
+// The event path too: a new service whose instances were all refused is
+// not covered by the event-driven reconcile that tried to write it (the
+// coverage went into the same txn as the refused ops: a resolver then
+// answered "no instances" from the mirror).
+func TestEvent_RejectedServiceNotCovered(t *testing.T) {
+	e := newEnv(t)
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
+	e.full()
+	e.pub.register("dc1", inst("api", "n2", "api-2", 90))
+	e.st.mu.Lock()
+	e.st.reject = func(o fakeOp) string {
+		if o.Node == mn("dc1", "n2") {
+			return "Permission denied: token with AccessorID 'x' lacks permission 'node:write' on \"" + o.Node + "\""
+		}
+		return ""
+	}
+	e.st.mu.Unlock()
+	if _, err := e.sync(Request{Services: []string{"api"}, minAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	wantHeld(t, e.st, "api")
+	if got := e.st.covered(t); !slices.Equal(got, []string{"web"}) {
+		t.Fatalf("coverage %q after the refused event write, want only web", got)
+	}
+	e.st.mu.Lock()
+	e.st.reject = nil
+	e.st.mu.Unlock()
+	if _, err := e.sync(Request{Services: []string{"api"}, minAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.st.covered(t); !slices.Equal(got, []string{"api", "web"}) {
+		t.Fatalf("coverage %q once api's instance landed, want api and web", got)
+	}
+}

@@ -28,7 +28,7 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 	}
 	res := g.newResult(req, scope)
 	names := slices.Compact(slices.Sorted(slices.Values(req.Services)))
-	model, err := g.targetModel(ctx, req, names)
+	model, whole, err := g.targetModel(ctx, req, names)
 	if err != nil {
 		return g.fail(res, err)
 	}
@@ -51,38 +51,31 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 	if !req.DryRun {
 		// A full reconcile may have reloaded the model while the answers
 		// were read: plan and apply against the current one.
-		if model = g.model; model == nil {
+		if model, whole = g.model, true; model == nil {
 			res.Finished = g.now()
 			g.record(res, errNotLoaded)
 			return res, errNotLoaded
 		}
 	}
-	p := Diff(g.diffInput(model, targets, false))
+	p := Diff(g.diffInput(model, targets, whole))
 	v := Guard(p, GuardInput{Safety: g.safety, Synced: g.readAll(), SourceComplete: complete, Force: req.Force, Mirrored: len(model.Services)})
 	g.noteGuard(&res, v, req.DryRun)
 	w := Write{Plan: v.Plan, Touched: touched(model, v.Plan)}
+	var coverAdd []string
 	if !req.DryRun {
-		w.CoverAdd, w.CoverDel = g.coverChanges(model, targets, v.Plan)
+		coverAdd, w.CoverDel = g.coverChanges(model, targets, v.Plan)
 	}
-	if !w.Plan.Empty() || len(w.CoverAdd)+len(w.CoverDel) > 0 {
-		c, err := g.commit(ctx, model, w, req.DryRun)
-		res.TxnOps = c.Ops
-		g.noteRejected(&res, c.Rejected)
-		if err != nil {
-			complete = false
-			res.Errors = appendBounded(res.Errors, "apply: "+err.Error())
-			res.Finished = g.now()
-			g.record(res, err)
-			return res, fmt.Errorf("apply: %w", err)
-		}
-		if !req.DryRun {
-			for _, s := range w.CoverAdd {
-				g.covered[s] = true
-			}
-			for _, s := range w.CoverDel {
-				delete(g.covered, s)
-			}
-		}
+	if w.Plan.Empty() { // nothing to land first: the coverage goes alone
+		w.CoverAdd, coverAdd = coverAdd, nil
+	}
+	// A service becomes covered only once its instances have landed: the
+	// cluster may refuse them (an ACL), and a covered service with no
+	// entry would be answered "no instances" by every resolver.
+	if err := g.applyTargeted(ctx, &res, model, w, req.DryRun); err != nil {
+		return res, err
+	}
+	if err := g.applyTargeted(ctx, &res, model, Write{CoverAdd: g.holding(model, coverAdd)}, req.DryRun); err != nil {
+		return res, err
 	}
 	g.markApplied(targets, req.DryRun)
 	res.Changes = v.Plan.Changes
@@ -98,20 +91,22 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 
 // targetModel is the state a targeted reconcile plans against: the model;
 // for a forced or dry run, the model with these services read fresh from
-// the cluster (a forced resync repairs entries changed by hand).
-func (g *gatewaySyncer) targetModel(ctx context.Context, req Request, names []string) (*State, error) {
+// the cluster (a forced resync repairs entries changed by hand). whole:
+// it holds every owned entry (not only these services'), so a node left
+// without services can be deleted.
+func (g *gatewaySyncer) targetModel(ctx context.Context, req Request, names []string) (model *State, whole bool, err error) {
 	g.modelMu.RLock()
-	model := g.model
+	model = g.model
 	g.modelMu.RUnlock()
 	if !req.Force && !req.DryRun {
 		if model == nil {
-			return nil, errNotLoaded
+			return nil, false, errNotLoaded
 		}
-		return model, nil
+		return model, true, nil
 	}
 	snap, err := g.store.LoadServices(ctx, names)
 	if err != nil {
-		return nil, fmt.Errorf("read dedicated cluster: %w", err)
+		return nil, false, fmt.Errorf("read dedicated cluster: %w", err)
 	}
 	if req.DryRun || model == nil {
 		if model != nil { // plan against the model's other services too
@@ -119,19 +114,19 @@ func (g *gatewaySyncer) targetModel(ctx context.Context, req Request, names []st
 			c := model.Clone()
 			g.modelMu.RUnlock()
 			replaceServices(&c, &snap.State, names)
-			return &c, nil
+			return &c, true, nil
 		}
-		return &snap.State, nil
+		return &snap.State, false, nil
 	}
 	g.writeMu.Lock()
 	defer g.writeMu.Unlock()
 	if g.model == nil {
-		return &snap.State, nil
+		return &snap.State, false, nil
 	}
 	g.modelMu.Lock()
 	replaceServices(g.model, &snap.State, names)
 	g.modelMu.Unlock()
-	return g.model, nil
+	return g.model, true, nil
 }
 
 // replaceServices makes dst's entries for names (and their nodes) those of
@@ -180,6 +175,46 @@ func (g *gatewaySyncer) readTargets(ctx context.Context, r readRequest, names []
 // covered; one it leaves with none (its last instances deleted, confirmed
 // empty) leaves the coverage, as a full reconcile would have it. writeMu
 // held.
+// applyTargeted commits w (if it writes anything) and keeps the coverage
+// in step; a failure is recorded. writeMu held.
+func (g *gatewaySyncer) applyTargeted(ctx context.Context, res *Result, model *State, w Write, dry bool) error {
+	if w.Plan.Empty() && len(w.CoverAdd)+len(w.CoverDel) == 0 {
+		return nil
+	}
+	c, err := g.commit(ctx, model, w, dry)
+	res.TxnOps += c.Ops
+	g.noteRejected(res, c.Rejected)
+	if err != nil {
+		res.Errors = appendBounded(res.Errors, "apply: "+err.Error())
+		res.Finished = g.now()
+		g.record(*res, err)
+		return fmt.Errorf("apply: %w", err)
+	}
+	if !dry {
+		for _, s := range w.CoverAdd {
+			g.covered[s] = true
+		}
+		for _, s := range w.CoverDel {
+			delete(g.covered, s)
+		}
+	}
+	return nil
+}
+
+// holding keeps the services of names model holds an instance of (after
+// a commit: the instances the cluster took). writeMu held.
+func (g *gatewaySyncer) holding(model *State, names []string) []string {
+	g.modelMu.RLock()
+	defer g.modelMu.RUnlock()
+	var out []string
+	for _, n := range names {
+		if len(model.byName[n]) > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func (g *gatewaySyncer) coverChanges(model *State, targets []target, p Plan) (add, del []string) {
 	removed := make(map[mirror.Key]bool, len(p.Removed))
 	for _, k := range p.Removed {

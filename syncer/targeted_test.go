@@ -167,13 +167,10 @@ func TestSync_EventReconcile(t *testing.T) {
 	}
 	wantCounts(t, res, 0, 0, 1)
 	wantHeld(t, e.st, "web")
-	// A node left empty by a targeted delete stays until a full cycle.
-	if _, ok := e.st.node(mn("dc1", "n1")); !ok {
-		t.Error("a targeted reconcile deleted a node")
-	}
-	e.full()
+	// The model knows every service on the node: the node left empty goes
+	// with its last instance.
 	if _, ok := e.st.node(mn("dc1", "n1")); ok {
-		t.Error("the full cycle left an empty owned node")
+		t.Error("a targeted reconcile left an empty owned node")
 	}
 }
 
@@ -206,4 +203,28 @@ func TestSync_EventBeforeLoad(t *testing.T) {
 	if c, _, _, _ := e.st.stats(); c != 0 {
 		t.Error("committed before the mirror was loaded")
 	}
+}
+
+// An event-driven reconcile that removes the last instance of a node
+// removes the node too: the model knows every service on it (the node
+// used to stay, empty, until the next full reconcile).
+func TestEvent_EmptiedNodeDeleted(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.Safety.MaxDeleteFraction = 1 })
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80), inst("web", "n2", "web-2", 80), inst("api", "n2", "api-2", 90))
+	e.full()
+	e.pub.deregister("dc1", "web", "web-1")
+	if _, err := e.sync(Request{Services: []string{"web"}, minAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	e.st.mu.Lock()
+	n1, n2 := e.st.hasNode(mn("dc1", "n1")), e.st.hasNode(mn("dc1", "n2"))
+	e.st.mu.Unlock()
+	if n1 {
+		t.Error("the emptied node is still in the mirror")
+	}
+	if !n2 {
+		t.Error("a node with another service left was deleted")
+	}
+	wantHeld(t, e.st, "web", mn("dc1", "n2")+"/web-2:80")
+	wantHeld(t, e.st, "api", mn("dc1", "n2")+"/api-2:90")
 }
