@@ -128,7 +128,7 @@ type DiffInput struct {
 	// DesiredNodes holds the nodes the desired instances live on.
 	DesiredNodes map[string]mirror.Node
 	// DeleteEmptyNodes allows deleting owned nodes left without services
-	// (only a full-scope reconcile knows every service on a node).
+	// (only a plan against the whole mirror knows every service on a node).
 	DeleteEmptyNodes bool
 	// Reasons explains a service's removal (e.g. "no passing instance in
 	// any DC"); default "not in the source answer".
