@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -23,10 +25,6 @@ const (
 	width  = 18 * vg.Centimeter
 	height = 11 * vg.Centimeter
 )
-
-// headroom is the share of the Y range added above the data so the legend
-// (top left) does not cover it.
-const headroom = 0.3
 
 // renderFile draws every chart of the file at in into dir and returns the
 // files written. A chart that cannot be drawn is reported with its name;
@@ -56,8 +54,10 @@ func renderFile(in, dir string) ([]string, error) {
 	return written, errors.Join(errs...)
 }
 
-// render draws one validated chart to path. The plotting library panics
-// on some inputs it does not expect; that becomes an error here.
+// render draws one validated chart to path (its format from the file
+// extension), with the legend in a strip of its own under the plot so it
+// never covers data. The plotting library panics on some inputs it does
+// not expect; that becomes an error here.
 func render(c *chartspec.Chart, path string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -70,30 +70,94 @@ func render(c *chartspec.Chart, path string) (err error) {
 	p.Y.Label.Text = c.Y.Label
 	p.Add(plotter.NewGrid())
 	if c.X.Log {
-		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, logTicks{}
 	}
 	if c.Y.Log {
-		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, logTicks{}
 	}
+	leg := plot.NewLegend()
+	leg.Top, leg.Left, leg.Padding = true, true, vg.Points(2)
 	switch c.Kind {
 	case chartspec.Lines, chartspec.Scatter:
-		err = addXY(p, c)
+		err = addXY(p, &leg, c)
 	case chartspec.Bars:
-		err = addBars(p, c)
+		err = addBars(p, &leg, c)
 	case chartspec.CDF:
-		err = addCDF(p, c)
+		err = addCDF(p, &leg, c)
 	default:
 		err = fmt.Errorf("unknown kind %q", c.Kind)
 	}
 	if err != nil {
 		return err
 	}
-	addRefs(p, c)
-	placeLegend(p, c)
-	if err := p.Save(width, height, path); err != nil {
+	addRefs(p, &leg, c)
+	fromZero(p, c)
+	return save(p, &leg, path)
+}
+
+// fromZero starts linear value axes at 0 (so bars and lines compare
+// honestly) with a little room above the highest value, and linear X axes
+// of lines and points at 0 too (one point alone then still has a scale).
+func fromZero(p *plot.Plot, c *chartspec.Chart) {
+	if !c.Y.Log && c.Kind != chartspec.CDF {
+		p.Y.Min = min(p.Y.Min, 0)
+		p.Y.Max += (p.Y.Max - p.Y.Min) * 0.08
+	}
+	if !c.X.Log && (c.Kind == chartspec.Lines || c.Kind == chartspec.Scatter) {
+		p.X.Min = min(p.X.Min, 0)
+	}
+}
+
+// save draws the plot above its legend and writes the file.
+func save(p *plot.Plot, leg *plot.Legend, path string) error {
+	strip := leg.Rectangle(draw.Canvas{}).Size().Y + vg.Points(10)
+	cw, err := draw.NewFormattedCanvas(width, height+strip, strings.TrimPrefix(filepath.Ext(path), "."))
+	if err != nil {
+		return fmt.Errorf("canvas: %w", err)
+	}
+	dc := draw.New(cw)
+	p.Draw(draw.Crop(dc, 0, 0, strip, 0))
+	leg.XOffs = vg.Points(8)
+	leg.Draw(draw.Crop(dc, 0, 0, vg.Points(4), -height))
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	if _, err := cw.WriteTo(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("save: %w", err)
+	}
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
 	return nil
+}
+
+// logTicks marks a log axis at 1, 2 and 5 times each power of ten (with
+// unlabelled ticks between), so a range narrower than a decade is still
+// labelled; plot.LogTicks labels powers of ten only.
+type logTicks struct{}
+
+func (logTicks) Ticks(lo, hi float64) []plot.Tick {
+	if lo <= 0 || hi <= 0 || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+		return nil
+	}
+	var ticks []plot.Tick
+	for e := math.Floor(math.Log10(lo)); math.Pow(10, e) <= hi; e++ {
+		base := math.Pow(10, e)
+		for i := 1; i < 10; i++ {
+			v := base * float64(i)
+			if v < lo || v > hi {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if i == 1 || i == 2 || i == 5 {
+				t.Label = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+			ticks = append(ticks, t)
+		}
+	}
+	return ticks
 }
 
 func points(xs, ys []float64) plotter.XYs {
@@ -105,7 +169,7 @@ func points(xs, ys []float64) plotter.XYs {
 }
 
 // addXY draws each series as a line with its points, or as points alone.
-func addXY(p *plot.Plot, c *chartspec.Chart) error {
+func addXY(p *plot.Plot, leg *plot.Legend, c *chartspec.Chart) error {
 	for i, s := range c.Series {
 		pts := points(s.X, s.Y)
 		sc, err := plotter.NewScatter(pts)
@@ -116,7 +180,7 @@ func addXY(p *plot.Plot, c *chartspec.Chart) error {
 		sc.GlyphStyle.Shape = plotutil.Shape(i)
 		p.Add(sc)
 		if c.Kind == chartspec.Scatter {
-			p.Legend.Add(s.Name, sc)
+			leg.Add(s.Name, sc)
 			continue
 		}
 		l, err := plotter.NewLine(pts)
@@ -126,13 +190,13 @@ func addXY(p *plot.Plot, c *chartspec.Chart) error {
 		l.LineStyle.Color = plotutil.Color(i)
 		l.LineStyle.Width = vg.Points(1.5)
 		p.Add(l)
-		p.Legend.Add(s.Name, l, sc)
+		leg.Add(s.Name, l, sc)
 	}
 	return nil
 }
 
 // addBars draws grouped bars: one group per category, one bar per series.
-func addBars(p *plot.Plot, c *chartspec.Chart) error {
+func addBars(p *plot.Plot, leg *plot.Legend, c *chartspec.Chart) error {
 	n := len(c.Series)
 	w := vg.Points(float64(min(40, 240/(n*len(c.Categories)))))
 	for i, s := range c.Series {
@@ -144,7 +208,7 @@ func addBars(p *plot.Plot, c *chartspec.Chart) error {
 		b.LineStyle.Width = 0
 		b.Offset = w * vg.Length(float64(i)-float64(n-1)/2)
 		p.Add(b)
-		p.Legend.Add(s.Name, b)
+		leg.Add(s.Name, b)
 	}
 	p.NominalX(c.Categories...)
 	return nil
@@ -152,7 +216,7 @@ func addBars(p *plot.Plot, c *chartspec.Chart) error {
 
 // addCDF draws each series' samples as a step function: the fraction of
 // samples at or below each value.
-func addCDF(p *plot.Plot, c *chartspec.Chart) error {
+func addCDF(p *plot.Plot, leg *plot.Legend, c *chartspec.Chart) error {
 	p.Y.Min, p.Y.Max = 0, 1
 	for i, s := range c.Series {
 		v := slices.Sorted(slices.Values(s.Samples))
@@ -169,27 +233,9 @@ func addCDF(p *plot.Plot, c *chartspec.Chart) error {
 		l.LineStyle.Width = vg.Points(1.5)
 		l.LineStyle.Dashes = plotutil.Dashes(i)
 		p.Add(l)
-		p.Legend.Add(fmt.Sprintf("%s (n=%d)", s.Name, len(v)), l)
+		leg.Add(fmt.Sprintf("%s (n=%d)", s.Name, len(v)), l)
 	}
 	return nil
-}
-
-// placeLegend puts a CDF's legend in its empty lower right corner, and
-// every other chart's top left, above the data (the Y range grows by
-// headroom to make room).
-func placeLegend(p *plot.Plot, c *chartspec.Chart) {
-	if c.Kind == chartspec.CDF {
-		p.Legend.Top, p.Legend.Left = false, false
-		p.Legend.XOffs, p.Legend.YOffs = -vg.Points(6), vg.Points(6)
-		return
-	}
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Legend.XOffs = vg.Points(6)
-	if c.Y.Log {
-		p.Y.Max *= math.Pow(p.Y.Max/p.Y.Min, headroom)
-	} else {
-		p.Y.Max += (p.Y.Max - p.Y.Min) * headroom
-	}
 }
 
 // refStyle draws reference lines grey and dashed, apart from the data.
@@ -197,12 +243,12 @@ var refStyle = draw.LineStyle{Color: color.Gray{Y: 96}, Width: vg.Points(1), Das
 
 // addRefs draws the horizontal and vertical reference lines. A vertical
 // line spans the Y range the data gives (a CDF: 0 to 1).
-func addRefs(p *plot.Plot, c *chartspec.Chart) {
+func addRefs(p *plot.Plot, leg *plot.Legend, c *chartspec.Chart) {
 	for _, r := range c.Refs {
 		f := plotter.NewFunction(func(float64) float64 { return r.Value })
 		f.LineStyle = refStyle
 		p.Add(f)
-		p.Legend.Add(r.Name, f)
+		leg.Add(r.Name, f)
 		p.Y.Min, p.Y.Max = min(p.Y.Min, r.Value), max(p.Y.Max, r.Value)
 	}
 	for _, r := range c.VRefs {
@@ -212,6 +258,6 @@ func addRefs(p *plot.Plot, c *chartspec.Chart) {
 		}
 		l.LineStyle = refStyle
 		p.Add(l)
-		p.Legend.Add(r.Name, l)
+		leg.Add(r.Name, l)
 	}
 }
