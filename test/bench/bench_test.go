@@ -19,6 +19,7 @@ var (
 	loadWindow   = flag.Duration("bench.load-window", 20*time.Second, "BenchmarkGwsync: scenario 1 measuring time per point")
 	window       = flag.Duration("bench.window", time.Minute, "BenchmarkGwsync: the issues' measuring windows (scenarios 5, 7, 8)")
 	scale        = flag.String("bench.scale", "1000,5000,10000", "BenchmarkGwsync: scenario 4's catalog sizes (services, comma-separated)")
+	remark       = flag.String("bench.remark", "", "BenchmarkGwsync: a sentence for the document's header (how the machine was used, ...)")
 )
 
 // BenchmarkGwsync runs every scenario at full size once (it takes many
@@ -30,7 +31,10 @@ func BenchmarkGwsync(b *testing.B) {
 	if err != nil {
 		b.Fatalf("-bench.scale: %v", err)
 	}
-	tbl, charts, _ := Run(b, Full(*loadWindow, *window, sc), *gatewayBench)
+	sz := Full(*loadWindow, *window, sc)
+	sz.Name = fmt.Sprintf("full sizes: scale points %v, windows %s (scenario 1) and %s", sc, *loadWindow, *window)
+	tbl, charts, _ := Run(b, sz, *gatewayBench)
+	tbl.Remark = *remark
 	md := tbl.Markdown(charts.All())
 	fmt.Println(md)
 	writeOutputs(b, md, charts)

@@ -179,7 +179,7 @@ func (lk *lookups) stop() (total, failed int64, bySource map[string]int64) {
 // dedicated cluster (opened before the write) does.
 func (re *resolverEnv) changes(r *runningResolver, n int) (viaResolver, viaBlocking []time.Duration) {
 	tb := re.TB
-	pub := re.Fed.Server("dc1").Client(tb)
+	pub := re.api(re.Fed.Server("dc1"))
 	ded := client(tb, re.srv.HTTPAddr(), -1, 4)
 	critical := map[string]bool{}
 	for range n {
@@ -214,7 +214,29 @@ func (re *resolverEnv) changes(r *runningResolver, n int) (viaResolver, viaBlock
 		}
 		viaResolver, viaBlocking = append(viaResolver, dRes), append(viaBlocking, dBlock)
 	}
+	re.restore(pub, ded, critical)
 	return viaResolver, viaBlocking
+}
+
+// restore brings every instance the changes left critical back to
+// passing and waits for the mirror to show it: the next phases expect
+// every service with both instances.
+func (re *resolverEnv) restore(pub, ded *api.Client, critical map[string]bool) {
+	tb := re.TB
+	for svc, crit := range critical {
+		if !crit {
+			continue
+		}
+		if err := setCheck(pub, re.cat.instances[svc][1], api.HealthPassing); err != nil {
+			tb.Fatalf("bench: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := waitBlocking(ctx, ded, svc, 0, func(es []*api.ServiceEntry) bool { return len(es) == 2 }, time.Now())
+		cancel()
+		if err != nil {
+			tb.Fatalf("bench: %s back to 2 instances in the mirror: %v", svc, err)
+		}
+	}
 }
 
 // waitCount polls r (an in-memory read) until svc has want instances.

@@ -28,6 +28,11 @@ type Results struct {
 func Run(tb testing.TB, sz Sizes, gatewayBench string) (*Table, *Charts, Results) {
 	tb.Helper()
 	t := NewTable(ConsulVersion(tb), sz.Name)
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("bench: the figures measured before the failure:\n%s", t.Markdown(nil))
+		}
+	})
 	e := NewEnv(tb, sz)
 	var r Results
 	r.Load = ScenarioLoad(e, t)

@@ -115,7 +115,7 @@ func Full(loadWindow, window time.Duration, scale []int) Sizes {
 // Smoke returns tiny sizes that still exercise every code path.
 func Smoke() Sizes {
 	return Sizes{
-		Name:                "smoke",
+		Name:                "smoke sizes",
 		Services:            6,
 		InstancesPerService: 2,
 		Resolvers:           []int{1, 3},
