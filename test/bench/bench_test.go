@@ -19,6 +19,7 @@ var (
 	loadWindow   = flag.Duration("bench.load-window", 20*time.Second, "BenchmarkGwsync: scenario 1 measuring time per point")
 	window       = flag.Duration("bench.window", time.Minute, "BenchmarkGwsync: the issues' measuring windows (scenarios 5, 7, 8)")
 	scale        = flag.String("bench.scale", "1000,5000,10000", "BenchmarkGwsync: scenario 4's catalog sizes (services, comma-separated)")
+	takeover     = flag.String("bench.takeover", "", "BenchmarkGwsync: BenchmarkTakeover's output to include (scenario 9)")
 	remark       = flag.String("bench.remark", "", "BenchmarkGwsync: a sentence for the document's header (how the machine was used, ...)")
 )
 
@@ -33,7 +34,7 @@ func BenchmarkGwsync(b *testing.B) {
 	}
 	sz := Full(*loadWindow, *window, sc)
 	sz.Name = fmt.Sprintf("full sizes: scale points %v, windows %s (scenario 1) and %s", sc, *loadWindow, *window)
-	tbl, charts, _ := Run(b, sz, *gatewayBench)
+	tbl, charts, _ := Run(b, sz, Inputs{GatewayBench: *gatewayBench, Takeover: *takeover})
 	tbl.Remark = *remark
 	md := tbl.Markdown(charts.All())
 	fmt.Println(md)
@@ -63,7 +64,7 @@ func TestBench_Smoke(t *testing.T) {
 		t.Skip("starts real Consul servers and gwsync processes")
 	}
 	sz := Smoke()
-	tbl, charts, r := Run(t, sz, "")
+	tbl, charts, r := Run(t, sz, Inputs{})
 	md := tbl.Markdown(charts.All())
 	t.Log("\n" + md)
 	checkMarkdown(t, tbl, md)

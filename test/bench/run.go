@@ -19,14 +19,22 @@ type Results struct {
 	Scale ScaleResults
 }
 
+// Inputs are results of benchmarks run apart that a run includes: files
+// with their `go test -bench` output ("" for none).
+type Inputs struct {
+	// GatewayBench: the gateway package's micro-benchmarks (scenario 5).
+	GatewayBench string
+	// Takeover: BenchmarkTakeover (scenario 9).
+	Takeover string
+}
+
 // Run runs every scenario at sizes sz and returns the table, the charts
-// and the figures. gatewayBench is a file with the gateway package's `go
-// test -bench` output to include ("" for none). Scenarios 1, 2, 3 and 6
-// share the base catalog and gw-a/gw-b's clusters; 5 and 4 (with 7 and 8)
-// bring catalogs and clusters of their own and remove them after; the
-// largest (4) runs last.
-func Run(tb testing.TB, sz Sizes, gatewayBench string) (*Table, *Charts, Results) {
+// and the figures. Scenarios 1, 2, 3 and 6 share the base catalog and
+// gw-a/gw-b's clusters; 5 and 4 (with 7 and 8) bring catalogs and clusters
+// of their own and remove them after; the largest (4) runs last.
+func Run(tb testing.TB, sz Sizes, in Inputs) (*Table, *Charts, Results) {
 	tb.Helper()
+	takeover := parseTakeover(tb, in.Takeover) // a missing figure fails the run now, not in 30 minutes
 	t := NewTable(ConsulVersion(tb), sz.Name)
 	tb.Cleanup(func() {
 		if tb.Failed() {
@@ -39,8 +47,9 @@ func Run(tb testing.TB, sz Sizes, gatewayBench string) (*Table, *Charts, Results
 	r.Writes = ScenarioWrites(e, t)
 	r.Latency = ScenarioLatency(e, t)
 	r.WAN = ScenarioWAN(e, t)
-	r.Resolver = ScenarioResolver(e, t, gatewayBench)
+	r.Resolver = ScenarioResolver(e, t, in.GatewayBench)
 	r.Scale = ScenarioScale(e, t)
+	takeoverRows(e, t, takeover)
 	// Scenarios in files of their own add their line here.
 	return t, e.Charts, r
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +195,40 @@ func TestFormat(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
+	}
+}
+
+func TestReadTakeover(t *testing.T) {
+	out := `goos: linux
+BenchmarkTakeover-2   	       1	312000000000 ns/op	        14.2 s/takeover
+--- BENCH: BenchmarkTakeover-2
+    takeover_test.go:57: kill 1: lock taken after 12.5s, gateway synced after 13.1s
+    takeover_test.go:57: kill 2: lock taken after 20.25s, gateway synced after 21s
+takeover over 2 kills (TTL 10s, lock-delay 5s, bound 25s): lock taken min/median/max 12.5s / 20.3s / 20.3s; synced 13.1s / 21s / 21s
+PASS
+`
+	dir := t.TempDir()
+	path := dir + "/takeover.txt"
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := readTakeover(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Conditions != "TTL 10s, lock-delay 5s, bound 25s" || r.Lock != "12.5s / 20.3s / 20.3s" || r.Synced != "13.1s / 21s / 21s" || r.Failed {
+		t.Errorf("summary %+v", r)
+	}
+	if fmt.Sprint(r.Acquired, r.Resynced) != "[12.5s 20.25s] [13.1s 21s]" {
+		t.Errorf("kills %v %v", r.Acquired, r.Resynced)
+	}
+	if err := os.WriteFile(path, []byte("--- FAIL: BenchmarkTakeover\nFAIL\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readTakeover(path); err == nil || !strings.Contains(err.Error(), "did BenchmarkTakeover run?") {
+		t.Errorf("a file without figures: %v", err)
+	}
+	if _, err := readTakeover(dir + "/none"); err == nil {
+		t.Error("a missing file: no error")
 	}
 }
