@@ -147,6 +147,7 @@ admin:
   port: 9400
   existingSecret: ops-admin
   existingSecretKey: admin-token
+  allowedHosts: [gwsync.ops.example.com]
 serviceAccount:
   create: false
   name: gwsync-runner

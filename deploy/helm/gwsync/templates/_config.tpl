@@ -167,6 +167,9 @@ gateway {{ include "gwsync.hclString" $g.name }} {
 admin {
   address    = "0.0.0.0:{{ .Values.admin.port }}"
   token_file = "../secrets/admin-token/token"
+  {{- $svc := include "gwsync.fullname" . }}
+  {{- $hosts := list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) }}
+  allowed_hosts = {{ concat $hosts (.Values.admin.allowedHosts | default list) | uniq | toJson }}
 }
 {{ end }}
 
