@@ -190,10 +190,12 @@ func ShardOf(service string) int {
 
 // CoverageShard is one shard of a gateway's coverage: the services (sorted)
 // the mirror is authoritative for, that is, whose mirrored entries are the
-// public query's answer as of the last sync, even when that answer is
-// empty. A service outside the coverage is a miss for a reader, never a
-// "no instances": the controller does not mirror it (not selected, not yet
-// synced, or unreadable), so the reader must ask the public cluster.
+// public query's answer as of the last sync: those with at least one
+// mirrored instance. A service outside the coverage is a miss for a
+// reader, never a "no instances": the controller does not mirror it (not
+// selected, not yet synced, unreadable, its instances refused by the
+// cluster) or it has no usable instance, so the reader asks the public
+// cluster (which then answers "none").
 type CoverageShard struct {
 	Version  int      `json:"version"`
 	Gateway  string   `json:"gateway"`

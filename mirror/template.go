@@ -14,9 +14,12 @@ import (
 //
 // It has no failover: the mirror already holds the public query's answer,
 // failover included. It selects only this gateway's mirrored nodes. It is
-// written only together with a complete sync (in the marker's txn), so a
-// dedicated cluster that restarted empty answers "query not found" (a miss
-// a gateway falls back on), never an empty answer from an unsynced cluster.
+// created only after a complete sync (right after the txn that writes the
+// marker), so a dedicated cluster that restarted empty answers "query not
+// found" (a miss a gateway falls back on) until it is refilled, never an
+// empty answer from an unsynced cluster. It does not read the marker: once
+// created it answers from the mirror even when no controller vouches for
+// it any more (a gateway that cares checks the marker's checked_at).
 // An empty answer from it means the service has no passing instance in the
 // public query's answer, or that gwsync does not mirror the service
 // (outside the coverage): a gateway without the resolver library treats an
