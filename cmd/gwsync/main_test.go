@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -64,5 +66,30 @@ func TestAdvertiseAddr(t *testing.T) {
 		case tt.err == "" && (err != nil || got != tt.want):
 			t.Errorf("advertiseAddr(%q, %q) = %q, %v, want %q", tt.adv, tt.admin, got, err, tt.want)
 		}
+	}
+}
+
+// gwsync validate prints the warnings gwsync run would log at start.
+func TestValidate_PrintsWarnings(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gwsync.hcl")
+	cfg := `public {
+  address = "https://127.0.0.1:8501"
+  tls { insecure_skip_verify = true }
+}
+gateway "gw1" {
+  source_datacenter = "dc1"
+  dedicated { address = "127.0.0.1:9500" }
+}
+`
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"validate", "-config", path}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(errb.String(), "warning: ") || !strings.Contains(errb.String(), "insecure_skip_verify") || !strings.Contains(out.String(), "valid") {
+		t.Fatalf("stdout %q, stderr %q: want the insecure_skip_verify warning", out.String(), errb.String())
 	}
 }

@@ -106,6 +106,9 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	for _, w := range cfg.Warnings { // what gwsync run logs at start
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "%s: valid (%d gateways, source datacenters %v)\n", *cfgPath, len(cfg.Gateways), cfg.SourceDatacenters())
 	return 0
 }
