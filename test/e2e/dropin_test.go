@@ -205,3 +205,35 @@ func isNotFound(err error) bool {
 	var se api.StatusError
 	return errors.As(err, &se) && se.Code == 404
 }
+
+// TestDropIn_CatchAllTemplate: with query_prefix = "" the local template
+// is Consul's catch-all: a gateway that executes the bare service name
+// (over HTTP, or <service>.query.consul over DNS) is answered from the
+// mirror.
+func TestDropIn_CatchAllTemplate(t *testing.T) {
+	fed := harness.StartFederation(t, "dc1")
+	dc1 := fed.Server("dc1")
+	g1 := harness.StartServer(t, "gw1")
+	in := inst("ca1", "ca-web", "ca-web-1", 7101)
+	in.Address = "10.7.1.1"
+	dc1.Register(t, in)
+	extra := "gateway \"gw1\" {\n  source_datacenter = \"dc1\"\n  query_prefix = \"\"\n  dedicated {\n    address = \"" + g1.HTTPAddr() + "\"\n  }\n}\n"
+	c, _ := setup{publicAddr: dc1.HTTPAddr(), include: []string{"ca-*"}, extra: extra}.controller(t)
+	if res := cycle(t, c, "gw1"); !res.Complete || res.Adds != 1 {
+		t.Fatalf("first cycle: %+v", res)
+	}
+	got, err := localQuery(t, g1, "ca-web")
+	if err != nil || !slices.Equal(got, []string{"10.7.1.1:7101"}) {
+		t.Fatalf("catch-all template over HTTP = %v, %v; want the mirrored instance", got, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	addrs, err := dnsResolver(g1.DNSAddr()).LookupHost(ctx, "ca-web.query.consul")
+	if err != nil || !slices.Equal(addrs, []string{"10.7.1.1"}) {
+		t.Fatalf("catch-all template over DNS = %v, %v; want the mirrored address", addrs, err)
+	}
+	// A service gwsync does not select is not in the mirror: empty.
+	if got, err := localQuery(t, g1, "consul"); err != nil || len(got) != 0 {
+		t.Fatalf("an unselected service = %v, %v; want an empty answer", got, err)
+	}
+}
