@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"time"
 )
@@ -256,4 +257,58 @@ func decode(b []byte, v any, what string) error {
 		return fmt.Errorf("decode %s: %w", what, err)
 	}
 	return nil
+}
+
+// NextCoverage applies a change to a coverage held as shards (each sorted):
+// all, when not nil, is the whole new coverage; otherwise add and del
+// change cur. It returns the new shards, the shards that changed, and the
+// services that entered or left the coverage (for the change feed).
+func NextCoverage(cur [CoverageShards][]string, all map[string]bool, add, del []string) (next [CoverageShards][]string, changed []int, moved []string) {
+	next = cur
+	if all == nil && len(add) == 0 && len(del) == 0 {
+		return next, nil, nil
+	}
+	var shards [CoverageShards]map[string]bool
+	for i := range shards {
+		shards[i] = map[string]bool{}
+		if all == nil {
+			for _, n := range cur[i] {
+				shards[i][n] = true
+			}
+		}
+	}
+	for n := range all {
+		shards[ShardOf(n)][n] = true
+	}
+	for _, n := range add {
+		shards[ShardOf(n)][n] = true
+	}
+	for _, n := range del {
+		delete(shards[ShardOf(n)], n)
+	}
+	for i := range shards {
+		names := slices.Sorted(maps.Keys(shards[i]))
+		if !slices.Equal(names, cur[i]) {
+			next[i] = names
+			changed = append(changed, i)
+			moved = append(moved, symmetricDiff(cur[i], names)...)
+		}
+	}
+	return next, changed, moved
+}
+
+// symmetricDiff returns the names in exactly one of two sorted lists.
+func symmetricDiff(a, b []string) []string {
+	var out []string
+	for _, n := range a {
+		if _, ok := slices.BinarySearch(b, n); !ok {
+			out = append(out, n)
+		}
+	}
+	for _, n := range b {
+		if _, ok := slices.BinarySearch(a, n); !ok {
+			out = append(out, n)
+		}
+	}
+	return out
 }

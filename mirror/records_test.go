@@ -345,3 +345,40 @@ func TestHolder(t *testing.T) {
 		}
 	}
 }
+
+// NextCoverage: a whole new coverage replaces the old one; additions and
+// removals change it; only the shards that changed are reported, with
+// the services that entered or left.
+func TestNextCoverage(t *testing.T) {
+	var cur [CoverageShards][]string
+	next, changed, moved := NextCoverage(cur, map[string]bool{"web": true, "api": true}, nil, nil)
+	if len(changed) == 0 || !slices.Equal(sortedCopy(moved), []string{"api", "web"}) {
+		t.Fatalf("whole coverage: changed %v, moved %v", changed, moved)
+	}
+	if next[ShardOf("web")] == nil || !slices.Contains(next[ShardOf("web")], "web") {
+		t.Fatalf("web not in its shard: %v", next)
+	}
+	_, changed, moved = NextCoverage(next, nil, []string{"web"}, nil)
+	if len(changed) != 0 || len(moved) != 0 {
+		t.Fatalf("adding a covered service changed shards %v (moved %v)", changed, moved)
+	}
+	after, changed, moved := NextCoverage(next, nil, []string{"pay"}, []string{"api"})
+	if !slices.Equal(sortedCopy(moved), []string{"api", "pay"}) || len(changed) == 0 || len(changed) > 2 {
+		t.Fatalf("add pay, remove api: changed %v, moved %v", changed, moved)
+	}
+	var all []string
+	for _, s := range after {
+		all = append(all, s...)
+	}
+	if !slices.Equal(sortedCopy(all), []string{"pay", "web"}) {
+		t.Fatalf("coverage after = %v, want pay and web", all)
+	}
+	if _, changed, _ := NextCoverage(after, map[string]bool{}, nil, nil); len(changed) == 0 {
+		t.Fatal("an empty whole coverage did not empty the shards")
+	}
+	if _, changed, _ := NextCoverage(after, nil, nil, nil); changed != nil {
+		t.Fatal("no change reported changed shards")
+	}
+}
+
+func sortedCopy(s []string) []string { c := slices.Clone(s); slices.Sort(c); return c }

@@ -53,35 +53,8 @@ func (s *fakeStore) checkRecordsLocked(w Write) error {
 // writeRecordsLocked writes the feed, changed coverage shards and marker,
 // and checks that the feed names every service whose entries changed.
 func (s *fakeStore) writeRecordsLocked(w Write, before map[string]string) {
-	var shards [mirror.CoverageShards]map[string]bool
-	var changed []int
-	next := s.coverage
-	if w.Coverage != nil || len(w.CoverAdd) > 0 {
-		for i := range shards {
-			shards[i] = map[string]bool{}
-			if w.Coverage == nil {
-				for _, n := range s.coverage[i] {
-					shards[i][n] = true
-				}
-			}
-		}
-		for n := range w.Coverage {
-			shards[mirror.ShardOf(n)][n] = true
-		}
-		for _, n := range w.CoverAdd {
-			shards[mirror.ShardOf(n)][n] = true
-		}
-		for i := range shards {
-			if names := slices.Sorted(maps.Keys(shards[i])); !slices.Equal(names, s.coverage[i]) {
-				next[i] = names
-				changed = append(changed, i)
-			}
-		}
-	}
-	touched := slices.Clone(w.Touched)
-	for _, i := range changed {
-		touched = append(touched, symmetricDiff(s.coverage[i], next[i])...)
-	}
+	next, changed, moved := mirror.NextCoverage(s.coverage, w.Coverage, w.CoverAdd, w.CoverDel)
+	touched := append(slices.Clone(w.Touched), moved...)
 	s.changes = s.changes.Next(s.gateway(), touched, len(changed) > 0)
 	s.chIdx = s.putKV(mirror.ChangesKey(s.kvPrefix, s.gateway()), s.changes.Encode())
 	for _, i := range changed {
@@ -108,21 +81,6 @@ func unionKeys(a, b map[string]string) map[string]bool {
 	}
 	for k := range b {
 		out[k] = true
-	}
-	return out
-}
-
-func symmetricDiff(a, b []string) []string {
-	var out []string
-	for _, n := range a {
-		if !slices.Contains(b, n) {
-			out = append(out, n)
-		}
-	}
-	for _, n := range b {
-		if !slices.Contains(a, n) {
-			out = append(out, n)
-		}
 	}
 	return out
 }

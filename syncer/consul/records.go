@@ -1,7 +1,6 @@
 package consul
 
 import (
-	"maps"
 	"slices"
 	"strings"
 
@@ -42,12 +41,10 @@ type txnRecords struct {
 func (s *Store) records(w syncer.Write) (txnRecords, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := txnRecords{coverage: s.coverage}
-	changed := s.nextCoverage(w, &rec.coverage)
-	rec.touched = append(slices.Clone(w.Touched), s.pending...)
-	for _, i := range changed {
-		rec.touched = append(rec.touched, diffNames(s.coverage[i], rec.coverage[i])...)
-	}
+	var rec txnRecords
+	next, changed, moved := mirror.NextCoverage(s.coverage, w.Coverage, w.CoverAdd, w.CoverDel)
+	rec.coverage = next
+	rec.touched = append(append(slices.Clone(w.Touched), s.pending...), moved...)
 	rec.coverageChanged = len(changed) > 0 || s.pendingCoverage
 	rec.changes = s.changes.Next(s.gateway(), rec.touched, rec.coverageChanged)
 	rec.final = []*api.TxnOp{{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: mirror.ChangesKey(s.kvPrefix, s.gateway()),
@@ -85,41 +82,6 @@ func (s *Store) records(w syncer.Write) (txnRecords, error) {
 	return rec, nil
 }
 
-// nextCoverage computes the coverage after w into next and returns the
-// shards that changed. mu held.
-func (s *Store) nextCoverage(w syncer.Write, next *[mirror.CoverageShards][]string) []int {
-	if w.Coverage == nil && len(w.CoverAdd) == 0 && len(w.CoverDel) == 0 {
-		return nil
-	}
-	var shards [mirror.CoverageShards]map[string]bool
-	for i := range shards {
-		shards[i] = map[string]bool{}
-		if w.Coverage == nil {
-			for _, n := range s.coverage[i] {
-				shards[i][n] = true
-			}
-		}
-	}
-	for n := range w.Coverage {
-		shards[mirror.ShardOf(n)][n] = true
-	}
-	for _, n := range w.CoverAdd {
-		shards[mirror.ShardOf(n)][n] = true
-	}
-	for _, n := range w.CoverDel {
-		delete(shards[mirror.ShardOf(n)], n)
-	}
-	var changed []int
-	for i := range shards {
-		names := slices.Sorted(maps.Keys(shards[i]))
-		if !slices.Equal(names, s.coverage[i]) {
-			next[i] = names
-			changed = append(changed, i)
-		}
-	}
-	return changed
-}
-
 // maxPending bounds the services remembered for announcement; past it the
 // next change says "all".
 const maxPending = mirror.MaxRecentNames
@@ -138,22 +100,6 @@ func (s *Store) remember(w syncer.Write, rec txnRecords) {
 	}
 	s.pending = names
 	s.pendingCoverage = s.pendingCoverage || rec.coverageChanged
-}
-
-// diffNames are the names in exactly one of two sorted lists.
-func diffNames(a, b []string) []string {
-	var out []string
-	for _, n := range a {
-		if _, ok := slices.BinarySearch(b, n); !ok {
-			out = append(out, n)
-		}
-	}
-	for _, n := range b {
-		if _, ok := slices.BinarySearch(a, n); !ok {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // isFenceFailure matches Consul's check-session errors (state store
