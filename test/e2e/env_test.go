@@ -220,31 +220,12 @@ func metricSum(t *testing.T, g prometheus.Gatherer, name string, want map[string
 	if err != nil {
 		t.Fatalf("gather: %v", err)
 	}
-	sum := 0.0
 	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue next
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			}
+		if f.GetName() == name {
+			return harness.SumFamily(f, want)
 		}
 	}
-	return sum
+	return 0
 }
 
 // gwsyncWrites fingerprints what gwsync wrote to a dedicated cluster: the

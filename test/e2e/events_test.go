@@ -33,20 +33,30 @@ func runController(t *testing.T, c *syncer.Controller) {
 	})
 }
 
+// mirrorIDs returns the IDs of service's mirrored instances in srv, sorted.
+func mirrorIDs(t *testing.T, srv *harness.Server, service string) ([]string, error) {
+	t.Helper()
+	m, err := mirrorOf(t, srv, service)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(m))
+	for i, x := range m {
+		ids[i] = x.ID
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
 // waitMirror waits until the mirror of service in srv has exactly ids.
 func waitMirror(t *testing.T, srv *harness.Server, service string, ids ...string) {
 	t.Helper()
 	sort.Strings(ids)
 	harness.Eventually(t, waitTimeout, func() error {
-		m, err := mirrorOf(t, srv, service)
+		got, err := mirrorIDs(t, srv, service)
 		if err != nil {
 			return err
 		}
-		got := make([]string, len(m))
-		for i, x := range m {
-			got[i] = x.ID
-		}
-		sort.Strings(got)
 		if !slices.Equal(got, ids) && !(len(got) == 0 && len(ids) == 0) {
 			return fmt.Errorf("%s mirror of %s = %v, want %v", srv.DC, service, got, ids)
 		}
@@ -179,15 +189,10 @@ func TestEvents_RandomChurn(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				m, err := mirrorOf(t, g.srv, s)
+				got, err := mirrorIDs(t, g.srv, s)
 				if err != nil {
 					return err
 				}
-				got := make([]string, len(m))
-				for i, x := range m {
-					got[i] = x.ID
-				}
-				sort.Strings(got)
 				if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
 					return fmt.Errorf("%s mirror of %s = %v, direct execute = %v", g.name, s, got, want)
 				}

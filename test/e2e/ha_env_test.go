@@ -210,25 +210,7 @@ func (r *replica) metric(t *testing.T, name string, want map[string]string) floa
 	if err != nil {
 		t.Fatalf("replica %s: %v", r.id, err)
 	}
-	return familySum(fams[name], want)
-}
-
-func familySum(f *dto.MetricFamily, want map[string]string) float64 {
-	sum := 0.0
-next:
-	for _, m := range f.GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if labels[k] != v {
-				continue next
-			}
-		}
-		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-	}
-	return sum
+	return harness.SumFamily(fams[name], want)
 }
 
 // status is the replica's GET /v1/status.

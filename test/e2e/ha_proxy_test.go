@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gwsync/gwsync/test/harness"
 )
 
 // tokenProxy sits in front of one dedicated cluster and treats each
@@ -90,7 +92,7 @@ func (p *tokenProxy) SetCut(token string, on bool) {
 	}
 	p.mu.Unlock()
 	for _, c := range reset {
-		resetConn(c)
+		harness.ResetConn(c)
 	}
 }
 
@@ -141,13 +143,7 @@ func (p *tokenProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Unlock()
 	if cut {
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				resetConn(c)
-				return
-			}
-		}
-		http.Error(w, "test proxy: cut", http.StatusBadGateway)
+		harness.ResetRequest(w, "test proxy: cut")
 		return
 	}
 	if isTxn && gate != nil {
@@ -168,13 +164,4 @@ func (p *tokenProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.mu.Unlock()
 	}
 	p.rp.ServeHTTP(w, r)
-}
-
-// resetConn closes c with an RST (SO_LINGER 0): the client sees
-// "connection reset", as from a host that went away.
-func resetConn(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	_ = c.Close()
 }

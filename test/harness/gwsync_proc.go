@@ -160,10 +160,12 @@ func (g *Gwsync) metric(name string, want map[string]string) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("parse /metrics: %w", err)
 	}
-	return sumFamily(fams[name], want), nil
+	return SumFamily(fams[name], want), nil
 }
 
-func sumFamily(f *dto.MetricFamily, want map[string]string) float64 {
+// SumFamily adds up the counter and gauge samples of a metric family whose
+// labels include want (nil family: 0).
+func SumFamily(f *dto.MetricFamily, want map[string]string) float64 {
 	sum := 0.0
 next:
 	for _, m := range f.GetMetric() {

@@ -188,7 +188,7 @@ func (p *Proxy) SetDown(down bool) {
 	}
 	p.mu.Unlock()
 	for _, c := range cut {
-		resetConn(c)
+		ResetConn(c)
 	}
 }
 
@@ -197,13 +197,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	if p.down {
 		p.mu.Unlock()
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				resetConn(c)
-				return
-			}
-		}
-		http.Error(w, "harness proxy: down", http.StatusBadGateway)
+		ResetRequest(w, "harness proxy: down")
 		return
 	}
 	if p.blackHole {
@@ -289,11 +283,24 @@ func (p *Proxy) trackConn(c net.Conn, state http.ConnState) {
 	}
 }
 
-// resetConn closes c with an RST rather than a FIN, as a vanished peer
+// ResetConn closes c with an RST rather than a FIN, as a vanished peer
 // would look to the client.
-func resetConn(c net.Conn) {
+func ResetConn(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = c.Close()
+}
+
+// ResetRequest answers a request by resetting its connection (a peer that
+// vanished), or, where the connection cannot be taken over, with a 502
+// saying why.
+func ResetRequest(w http.ResponseWriter, why string) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if c, _, err := hj.Hijack(); err == nil {
+			ResetConn(c)
+			return
+		}
+	}
+	http.Error(w, why, http.StatusBadGateway)
 }
