@@ -196,15 +196,7 @@ func printDiff(w io.Writer, res admin.Result) {
 	if res.DeletesHeld > 0 {
 		fmt.Fprintf(w, "deletes held: %d (%s); a forced resync would apply them (diff -force shows them)\n", res.DeletesHeld, res.HeldReason)
 	}
-	for _, name := range sortedKeys(res.Kept) {
-		fmt.Fprintf(w, "kept as is: %s: %s\n", name, res.Kept[name])
-	}
-	for _, p := range res.Problems {
-		fmt.Fprintf(w, "cannot mirror: %s\n", p)
-	}
-	for _, e := range res.Errors {
-		fmt.Fprintf(w, "error: %s\n", e)
-	}
+	printNotes(w, "", res.Kept, res.Problems, res.Errors)
 	if len(res.Changes) == 0 && res.DeletesHeld == 0 {
 		fmt.Fprintln(w, "no changes: the mirror matches the source")
 	}
@@ -224,6 +216,21 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// printNotes writes what a sync or diff says besides its changes: the
+// services kept as they are (and why), the instances it cannot mirror, its
+// errors; each line prefixed by indent.
+func printNotes(w io.Writer, indent string, kept map[string]string, problems, errs []string) {
+	for _, name := range sortedKeys(kept) {
+		fmt.Fprintf(w, "%skept as is: %s: %s\n", indent, name, kept[name])
+	}
+	for _, p := range problems {
+		fmt.Fprintf(w, "%scannot mirror: %s\n", indent, p)
+	}
+	for _, e := range errs {
+		fmt.Fprintf(w, "%serror: %s\n", indent, e)
+	}
 }
 
 func oneLine(s string, maxLen int) string {

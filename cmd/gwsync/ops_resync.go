@@ -183,15 +183,7 @@ func printOutcome(w io.Writer, r admin.Resync) {
 			fmt.Fprintf(w, "; %d deletes held (%s): -force applies them", g.DeletesHeld, g.HeldReason)
 		}
 		fmt.Fprintln(w)
-		for _, name := range sortedKeys(g.Kept) {
-			fmt.Fprintf(w, "  kept as is: %s: %s\n", name, g.Kept[name])
-		}
-		for _, p := range g.Problems {
-			fmt.Fprintf(w, "  cannot mirror: %s\n", p)
-		}
-		for _, e := range g.Errors {
-			fmt.Fprintf(w, "  error: %s\n", e)
-		}
+		printNotes(w, "  ", g.Kept, g.Problems, g.Errors)
 	}
 	fmt.Fprintf(w, "resync %s %s in %s\n", r.ID, r.State, r.Finished.Sub(r.Created).Round(time.Millisecond))
 }
