@@ -13,14 +13,7 @@ import (
 func TestSync_RejectedServiceNotCovered(t *testing.T) {
 	e := newEnv(t)
 	e.pub.register("dc1", inst("web", "n1", "web-1", 80), inst("api", "n2", "api-2", 90))
-	e.st.mu.Lock()
-	e.st.reject = func(o fakeOp) string {
-		if o.Node == mn("dc1", "n2") {
-			return "Permission denied: token with AccessorID 'x' lacks permission 'node:write' on \"" + o.Node + "\""
-		}
-		return ""
-	}
-	e.st.mu.Unlock()
+	refuseNode(e.st, mn("dc1", "n2"))
 	if res := e.full(); !res.Complete || len(res.Problems) != 2 {
 		t.Fatalf("result %+v; want complete, the node and its service reported", res)
 	}
@@ -29,9 +22,7 @@ func TestSync_RejectedServiceNotCovered(t *testing.T) {
 		t.Fatalf("coverage %q, want only web: api has no entry in the mirror", got)
 	}
 
-	e.st.mu.Lock()
-	e.st.reject = nil
-	e.st.mu.Unlock()
+	refuseNode(e.st, "")
 	e.full()
 	if got := e.st.covered(t); !slices.Equal(got, []string{"api", "web"}) {
 		t.Fatalf("coverage %q once api's instance landed, want api and web", got)
@@ -47,14 +38,7 @@ func TestEvent_RejectedServiceNotCovered(t *testing.T) {
 	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
 	e.full()
 	e.pub.register("dc1", inst("api", "n2", "api-2", 90))
-	e.st.mu.Lock()
-	e.st.reject = func(o fakeOp) string {
-		if o.Node == mn("dc1", "n2") {
-			return "Permission denied: token with AccessorID 'x' lacks permission 'node:write' on \"" + o.Node + "\""
-		}
-		return ""
-	}
-	e.st.mu.Unlock()
+	refuseNode(e.st, mn("dc1", "n2"))
 	if _, err := e.sync(Request{Services: []string{"api"}, minAt: e.clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +46,28 @@ func TestEvent_RejectedServiceNotCovered(t *testing.T) {
 	if got := e.st.covered(t); !slices.Equal(got, []string{"web"}) {
 		t.Fatalf("coverage %q after the refused event write, want only web", got)
 	}
-	e.st.mu.Lock()
-	e.st.reject = nil
-	e.st.mu.Unlock()
+	refuseNode(e.st, "")
 	if _, err := e.sync(Request{Services: []string{"api"}, minAt: e.clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.st.covered(t); !slices.Equal(got, []string{"api", "web"}) {
 		t.Fatalf("coverage %q once api's instance landed, want api and web", got)
+	}
+}
+
+// refuseNode makes the store refuse every op on node as a token without
+// node write would ("": refuse nothing).
+func refuseNode(st *fakeStore, node string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.reject = nil
+	if node == "" {
+		return
+	}
+	st.reject = func(o fakeOp) string {
+		if o.Node == node {
+			return "Permission denied: token with AccessorID 'x' lacks permission 'node:write' on \"" + o.Node + "\""
+		}
+		return ""
 	}
 }
