@@ -2,8 +2,10 @@
 # built into bin/ by the consul target when missing (about 5 minutes cold).
 #
 #   make demo       run the demo: 2-DC public Consul, two dedicated clusters,
-#                   sample backends, gwsync run, the reference gateway; kill
-#                   and restart a dedicated cluster. Leaves no process behind.
+#                   sample backends, two gwsync run replicas, the reference
+#                   gateway; a change through the event path, a graceful
+#                   handover, a dedicated cluster killed and restarted (its
+#                   owner refills it). Leaves no process behind.
 #   make test-demo  the demo's smoke test alone (it also runs in `go test ./...`).
 .PHONY: demo test-demo
 
