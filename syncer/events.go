@@ -61,6 +61,7 @@ func (c *Controller) HandleEvent(ev watch.Event) {
 	c.metrics.EventsReceived.WithLabelValues(ev.DC).Inc()
 	if ev.Resync {
 		c.events.baseline(ev.DC)
+		c.shared.Answered(ev.DC)
 	}
 	for _, name := range c.order {
 		g := c.gateways[name]
@@ -234,6 +235,8 @@ func (g *gatewaySyncer) dependsOn(dc string) bool {
 // eventLoop is a gateway's event worker: it reconciles the services its
 // events named, a round at a time.
 func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
+	retry := &eventRetry{events: c.events, gateway: g.cfg.Name, min: c.cfg.Retry.MinBackoff, max: c.cfg.Retry.MaxBackoff}
+	defer retry.stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -278,9 +281,12 @@ func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
 			g.requestFull()
 			continue
 		}
+		retry.after(res.unread, pending)
 		now := c.now()
-		for _, at := range pending {
-			c.metrics.EventLatency.WithLabelValues(g.cfg.Name).Observe(now.Sub(at).Seconds())
+		for name, at := range pending {
+			if !slices.Contains(res.unread, name) {
+				c.metrics.EventLatency.WithLabelValues(g.cfg.Name).Observe(now.Sub(at).Seconds())
+			}
 		}
 		logCycle(g.log, res, nil)
 	}
@@ -295,4 +301,41 @@ func (c *Controller) safeEvent(ctx context.Context, g *gatewaySyncer, req Reques
 		}
 	}()
 	return g.sync(ctx, req)
+}
+
+// eventRetry puts back, after a backoff, the services of an event round
+// whose source read failed (a DC timing out or backing off): their change
+// is not applied yet, and the next full reconcile may be minutes away (its
+// own retries back off too). Consecutive failing rounds back off
+// exponentially with jitter, from retry.min_backoff to max_backoff; a
+// round that reads everything resets it.
+type eventRetry struct {
+	events   *events
+	gateway  string
+	min, max time.Duration
+	failures int
+	timer    *time.Timer
+}
+
+// minEventRetry keeps a zero retry.min_backoff from spinning the worker.
+const minEventRetry = 10 * time.Millisecond
+
+func (r *eventRetry) after(unread []string, pending map[string]time.Time) {
+	if len(unread) == 0 {
+		r.failures = 0
+		return
+	}
+	r.failures++
+	again := make(map[string]time.Time, len(unread))
+	for _, name := range unread {
+		again[name] = pending[name]
+	}
+	d := max(backoff(r.min, r.max, r.failures), minEventRetry)
+	r.timer = time.AfterFunc(d, func() { r.events.requeue(r.gateway, again) })
+}
+
+func (r *eventRetry) stop() {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
 }

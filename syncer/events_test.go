@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -242,5 +243,63 @@ func TestController_ResyncWithinShareWindow(t *testing.T) {
 	e.ctl.HandleEvent(watch.Event{DC: "dc1", Resync: true, At: at})
 	if len(e.gw.kick) != 0 {
 		t.Error("a resync older than a full reconcile's share window asked for another")
+	}
+}
+
+// An event round whose source read failed (a DC timing out or backing
+// off) retries those services after a backoff, until the change is
+// applied: before, the change waited for the next full reconcile, whose
+// own retries back off to minutes.
+func TestController_EventReadFailureRetried(t *testing.T) {
+	det := &fakeDetector{usable: map[string]int{}}
+	e := newEnv(t, func(c *config.Config) { c.Retry.MinBackoff, c.Retry.MaxBackoff = time.Millisecond, 20*time.Millisecond })
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
+	e.restart(det)
+	e.full()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); e.ctl.eventLoop(ctx, e.gw) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+
+	e.pub.failOp("execute", "dc1", errors.New("Unexpected response code: 500 (rpc error: timeout)"), "web")
+	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Services: []string{"web"}, At: e.clock.Now()})
+	harness.Eventually(t, 10*time.Second, func() error {
+		if n := e.pub.count("execute", "dc1", "web"); n < 3 {
+			return fmt.Errorf("%d executions of web: the failed read is not retried", n)
+		}
+		return nil
+	})
+	wantHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:80")
+	e.pub.failOp("execute", "dc1", nil, "web")
+	harness.Eventually(t, 10*time.Second, func() error {
+		if got := e.st.held("web"); !slices.Equal(got, []string{mn("dc1", "n1") + "/web-1:81"}) {
+			return fmt.Errorf("mirror holds %q", got)
+		}
+		return nil
+	})
+	if len(e.gw.kick) != 0 {
+		t.Error("a full reconcile was asked for")
+	}
+}
+
+// The change feed's full list from a DC (a Resync) proves it answers: its
+// read backoff ends, so the full reconcile the resync triggers reads it
+// instead of failing fast.
+func TestController_ResyncEndsDCBackoff(t *testing.T) {
+	det := &fakeDetector{usable: map[string]int{}}
+	e := newEnv(t, func(c *config.Config) { c.Retry.MinBackoff, c.Retry.MaxBackoff = time.Minute, time.Hour })
+	e.restart(det)
+	e.pub.locked(func() { e.pub.down["dc1"] = true })
+	if _, err := e.ctl.shared.Catalog(e.ctx(), "dc1", time.Time{}); err == nil {
+		t.Fatal("dc1 is down")
+	}
+	e.pub.locked(func() { e.pub.down["dc1"] = false })
+	if _, err := e.ctl.shared.Catalog(e.ctx(), "dc1", time.Time{}); !errors.Is(err, ErrBackoff) {
+		t.Fatalf("dc1 not backed off: %v", err)
+	}
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Resync: true, At: e.clock.Now()})
+	if _, err := e.ctl.shared.Catalog(e.ctx(), "dc1", time.Time{}); err != nil {
+		t.Fatalf("dc1 still backed off after the feed's full list: %v", err)
 	}
 }

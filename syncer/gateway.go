@@ -163,6 +163,8 @@ type Result struct {
 	TxnOps            int
 	// evidence: every catalog and every service was read (a full cycle).
 	evidence bool
+	// unread: the services whose source read failed (their entries kept).
+	unread []string
 }
 
 // maxListed bounds the errors and problems a result carries.

@@ -172,6 +172,17 @@ func (s *Shared) recordLocked(dc string, err error) {
 	}
 }
 
+// Answered records that dc answered another reader (the change feed's
+// full list after a restart or an error): its backoff ends, so the full
+// reconcile that list triggers reads it at once instead of failing fast.
+func (s *Shared) Answered(dc string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.dcs[dc]; ok && h.Failures > 0 {
+		s.recordLocked(dc, nil)
+	}
+}
+
 // dcFailure tells a failure of the DC (no answer, 5xx, 429) from an answer
 // about the request (a 404 for a missing query, a 403).
 func dcFailure(err error) bool {

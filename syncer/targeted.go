@@ -44,6 +44,7 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 	for i := range targets {
 		if g.classify(&res, &targets[i]) {
 			complete = false
+			res.unread = append(res.unread, targets[i].name)
 		}
 	}
 	g.writeMu.Lock()
