@@ -74,6 +74,11 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 		log.Error("cannot start", "error", err)
 		return 1
 	}
+	readCheck, err := consul.NewReadCheck(cfg, log, reg) // the gateways' public read token
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
 	hosts := cfg.Admin.AllowedHosts
 	if h, _, err := net.SplitHostPort(adv); err == nil && h != "" {
 		hosts = append(hosts, h) // the other replicas (and -follow) reach it by that name
@@ -83,6 +88,7 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ctrl.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx, nil) })
+	g.Go(func() error { return readCheck.Run(gctx) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped with an error", "error", err)
 		return 1
