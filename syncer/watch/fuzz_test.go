@@ -101,13 +101,15 @@ func FuzzDiff(f *testing.F) {
 			t.Fatalf("a list differs from itself")
 		}
 		// Nothing the diffs missed may change what Usable reports: split
-		// each list into its status lists as Consul would answer them.
+		// each list into its status lists as Consul would answer them, with
+		// the services on a node known from the instance list, as the
+		// detector knows them.
+		vo, vc := newDCView(true), newDCView(true)
+		vo.setInstances(old)
+		vc.setInstances(cur)
 		oc, cc := filterState(old, "critical", ""), filterState(cur, "critical", "")
 		ow, cw := filterState(old, "warning"), filterState(cur, "warning")
-		if len(diffStatus(oc, cc, nodeServices)) == 0 && len(diffStatus(ow, cw, nodeServices)) == 0 && len(diffInstances(old, cur)) == 0 {
-			vo, vc := newDCView(true), newDCView(true)
-			vo.setInstances(old)
-			vc.setInstances(cur)
+		if len(diffStatus(oc, cc, vo.servicesOn)) == 0 && len(diffStatus(ow, cw, vo.servicesOn)) == 0 && len(diffInstances(old, cur)) == 0 {
 			vo.setFailing(stateCritical, oc)
 			vc.setFailing(stateCritical, cc)
 			vo.setFailing(stateWarning, ow)

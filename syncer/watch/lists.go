@@ -20,11 +20,13 @@ type lister interface {
 }
 
 // statusLister keeps /v1/health/state/<state> for critical or warning.
-// Consul wakes such a blocking read only when a check of that state
-// changes, enters or leaves it (its watch is on the state's part of the
-// status index): output updates of passing checks, which a large cluster
-// makes all the time, never wake it, and every answer is only the failing
-// checks.
+// Consul wakes such a blocking read, once it waits, only when a check of
+// that state changes, enters or leaves it (its watch is on that state's
+// part of the status index): output updates of passing checks, which a
+// large cluster makes all the time, do not wake it. Its index, though, is
+// the whole check table's, so a read sent after any check changed returns
+// at once (unchanged): under such churn the loop runs at its bucket's rate,
+// and every answer holds only failing checks.
 type statusLister struct {
 	src   Source
 	state string

@@ -74,7 +74,9 @@ const perServiceMech = "one blocking health/service per service"
 // measurePerService measures the alternative on a server that allows the
 // connections it needs (Consul's default is 200 per client address).
 func measurePerService(t *testing.T, shape catalogShape, window time.Duration) []measureRow {
-	limit := shape.services + 100
+	// Room for every watcher's connection, the ones being replaced, and the
+	// load generator's (all from 127.0.0.1).
+	limit := 2*shape.services + 100
 	srv := harness.StartServer(t, "dc1", harness.WithHCL(fmt.Sprintf("limits { http_max_conns_per_client = %d }", limit)))
 	shape.register(t, srv.Client(t))
 	g := newLoadGen(shape, srv.Client(t))

@@ -5,7 +5,7 @@ import "time"
 // LoopStatus is one loop's state, for `gwsync status` and the admin API.
 type LoopStatus struct {
 	DC   string `json:"dc"`
-	Loop string `json:"loop"` // health | catalog
+	Loop string `json:"loop"` // critical | warning | catalog
 	// State is StateConnecting, StateWatching or StateBackoff.
 	State string `json:"state"`
 	// LastWake is when the last answer arrived; WakeUps counts answers and
