@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gwsync/gwsync/config"
 )
@@ -181,9 +182,29 @@ func check(t *testing.T, r *ReadCheck) error {
 	return r.Check(ctx)
 }
 
-func gauge(r *ReadCheck, dc string) float64 { return testutil.ToFloat64(r.filtered.WithLabelValues(dc)) }
-func errCount(r *ReadCheck, dc string) float64 {
-	return testutil.ToFloat64(r.errs.WithLabelValues(dc))
+// gauge is dc's read-token gauge, -1 if it has no series.
+func gauge(r *ReadCheck, dc string) float64 { return value(r.filtered, dc) }
+
+// errCount is dc's error counter, -1 if it has no series.
+func errCount(r *ReadCheck, dc string) float64 { return value(r.errs, dc) }
+
+// value reads the sample of c labelled dc without creating it.
+func value(c prometheus.Collector, dc string) float64 {
+	ch := make(chan prometheus.Metric, 100)
+	c.Collect(ch)
+	close(ch)
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			return -2
+		}
+		for _, l := range pb.GetLabel() {
+			if l.GetName() == "dc" && l.GetValue() == dc {
+				return pb.GetGauge().GetValue() + pb.GetCounter().GetValue()
+			}
+		}
+	}
+	return -1
 }
 
 // services returns the given names plus hidden-00 .. hidden-(n-1).
@@ -300,8 +321,8 @@ func TestReadCheck_Failures(t *testing.T) {
 	if errCount(r, "dc2") != 2 || errCount(r, "dc1") != 0 {
 		t.Fatalf("errors dc1 %v, dc2 %v; want 0, 2", errCount(r, "dc1"), errCount(r, "dc2"))
 	}
-	if n := testutil.CollectAndCount(r.filtered); n != 1 || gauge(r, "dc1") != 0 {
-		t.Fatalf("%d gauge series (want only dc1's, at 0)", n)
+	if n := testutil.CollectAndCount(r.filtered); n != 1 || gauge(r, "dc1") != 0 || gauge(r, "dc2") != -1 {
+		t.Fatalf("%d gauge series, dc1 %v, dc2 %v (want only dc1's, at 0)", n, gauge(r, "dc1"), gauge(r, "dc2"))
 	}
 	if w := logs.lines("[WARN]", "check failed", "dc=dc2", "ACL not found"); len(w) != 1 {
 		t.Fatalf("want one warning for two refusals:\n%s", logs)
