@@ -34,7 +34,7 @@ type dcWatch struct {
 	view   *dcView
 	loops  []*loop
 	cancel context.CancelFunc
-	done   chan struct{} // closed when both loops have returned
+	done   chan struct{} // closed when all its loops have returned
 }
 
 // New returns a detector reading src; it starts nothing until Run.
