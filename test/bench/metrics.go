@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gwsync/gwsync/test/harness"
 )
 
@@ -102,4 +104,35 @@ func waitFor(tb testing.TB, timeout time.Duration, cond func() error) {
 		}
 		return err
 	})
+}
+
+// gathered reads an in-process registry in the form scrapes take:
+// counters and gauges by name, histograms as name_sum and name_count, with
+// labels as `key="value"` (so get and delta work on both).
+func gathered(tb testing.TB, g prometheus.Gatherer) metrics {
+	tb.Helper()
+	fams, err := g.Gather()
+	if err != nil {
+		tb.Fatalf("bench: gather: %v", err)
+	}
+	m := metrics{}
+	for _, f := range fams {
+		for _, s := range f.GetMetric() {
+			var labels []string
+			for _, l := range s.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			key := func(suffix string) string { return f.GetName() + suffix + "{" + strings.Join(labels, ",") + "}" }
+			switch {
+			case s.Counter != nil:
+				m[key("")] = s.GetCounter().GetValue()
+			case s.Gauge != nil:
+				m[key("")] = s.GetGauge().GetValue()
+			case s.Histogram != nil:
+				m[key("_sum")] = s.GetHistogram().GetSampleSum()
+				m[key("_count")] = float64(s.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return m
 }

@@ -19,6 +19,7 @@ type ScaleResult struct {
 	Wall        time.Duration
 	PublicCalls int     // requests through the public proxy in that time
 	Txns, Ops   float64 // txns and ops written to every dedicated cluster
+	InitExec    execs   // the prepared-query executions it made
 	Mirrored    float64 // instances mirrored, summed over gateways
 	// Raw txn throughput into a fresh dedicated Consul (ops/s).
 	Raw1, Raw4 float64
@@ -35,6 +36,26 @@ type ScaleResult struct {
 	CycleCalls  int     // public requests of the last round (every gateway)
 	CycleBytes  int64   // public bytes (both ways) of the last round
 	CycleShared string  // how the gateways' reads were shared
+	CycleExec   execs   // the last round's executions
+}
+
+// execs are prepared-query executions as the controller timed them
+// (gwsync_public_request_duration_seconds{op="execute"}).
+type execs struct {
+	N    float64
+	Mean time.Duration
+}
+
+func execsOf(before, after metrics) execs {
+	n := delta(before, after, "gwsync_public_request_duration_seconds_count", `op="execute"`)
+	if n == 0 {
+		return execs{}
+	}
+	return execs{N: n, Mean: time.Duration(delta(before, after, "gwsync_public_request_duration_seconds_sum", `op="execute"`) / n * float64(time.Second))}
+}
+
+func (x execs) String() string {
+	return fmt.Sprintf("%.0f prepared-query executions, %s each on average", x.N, fmtDur(x.Mean))
 }
 
 // OpsPerSec is the initial mirror's mean write rate into one dedicated
@@ -151,6 +172,7 @@ func (e *Env) initialMirror(pt *scalePoint, r *ScaleResult) *ctrlProc {
 	r.PublicCalls = e.Proxy.Count(nil)
 	r.Txns = m.get("gwsync_dedicated_txns_total", `result="ok"`)
 	r.Ops = m.get("gwsync_dedicated_writes_total")
+	r.InitExec = execsOf(metrics{}, m)
 	return p
 }
 
@@ -188,6 +210,7 @@ func (e *Env) steadyCycles(p *ctrlProc, pt *scalePoint, r *ScaleResult) {
 		up, down := e.Meter.Bytes()
 		r.CycleBytes = up + down
 		r.CycleShared = sharedNote(e.Proxy.Count(isExecute), len(pt.gws), pt.n)
+		r.CycleExec = execsOf(before, after)
 		r.Mirrored = after.get("gwsync_mirrored_instances")
 	}
 	r.PeakRSS = p.vmHWM()
@@ -206,7 +229,8 @@ func scaleRows(t *Table, r ScaleResult) {
 	t.Add(Row{Scenario: "4", Measure: size + ": initial mirror write rate into one dedicated cluster (txn ops/s)",
 		Gwsync: fmtF(r.OpsPerSec()), Comparison: fmt.Sprintf("%s (raw, 1 writer) / %s (raw, 4 writers)", fmtF(r.Raw1), fmtF(r.Raw4)),
 		Ratio: fmt.Sprintf("gwsync %.0f%% of raw 1-writer", 100*r.OpsPerSec()/r.Raw1), Note: targetNote(100*r.OpsPerSec()/r.Raw1 >= 50, "target ≥ 50%")})
-	t.Add(Row{Scenario: "4", Measure: size + ": public calls / txns / ops written (initial mirror)", Gwsync: fmt.Sprintf("%d / %.0f / %.0f", r.PublicCalls, r.Txns, r.Ops)})
+	t.Add(Row{Scenario: "4", Measure: size + ": public calls / txns / ops written (initial mirror)", Gwsync: fmt.Sprintf("%d / %.0f / %.0f", r.PublicCalls, r.Txns, r.Ops),
+		Note: r.InitExec.String() + " (at most max_in_flight_per_dc at a time per DC)"})
 	t.Add(Row{Scenario: "4", Measure: size + ": controller peak RSS / bytes per mirrored instance", Gwsync: fmtMiB(r.PeakRSS) + " / " + fmtBytes(r.BytesPerInstance()),
 		Note: fmt.Sprintf("VmHWM over %.0f instances (all gateways); peak goroutines %s; target ≤ 2 KiB per instance at 10k × 10 × 4", r.Mirrored, fmtF(r.PeakGoroutines))})
 	steady := make([]string, len(r.Steady))
@@ -214,7 +238,7 @@ func scaleRows(t *Table, r ScaleResult) {
 		steady[i] = fmtDur(d)
 	}
 	t.Add(Row{Scenario: "4", Measure: size + ": steady full cycle (slowest gateway) / ops written", Gwsync: fmt.Sprintf("%s / %.0f", fmtDur(r.LastSteady()), r.SteadyOps),
-		Note: fmt.Sprintf("rounds: %s (every gateway at once); KV writes %.0f; target at 5k services ≤ 5 s with 0 ops", strings.Join(steady, ", "), r.SteadyKV)})
+		Note: fmt.Sprintf("rounds: %s (every gateway at once); KV writes %.0f; %s; target at 5k services ≤ 5 s with 0 ops", strings.Join(steady, ", "), r.SteadyKV, r.CycleExec)})
 	t.Add(Row{Scenario: "4", Measure: size + ": allocations per steady cycle (one gateway)", Gwsync: fmtCount(r.Allocs), Note: "go_memstats_mallocs_total of the controller process, per gateway cycle"})
 	t.Add(Row{Scenario: "4", Measure: size + ": public requests / bytes per full cycle (every gateway)", Gwsync: fmt.Sprintf("%d / %s", r.CycleCalls, fmtBytes(float64(r.CycleBytes))),
 		Note: r.CycleShared + " (shared per source DC)"})

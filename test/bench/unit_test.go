@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/test/bench/chartspec"
@@ -230,5 +231,33 @@ PASS
 	}
 	if _, err := readTakeover(dir + "/none"); err == nil {
 		t.Error("a missing file: no error")
+	}
+	if refs := takeoverRefs(r.Conditions); len(refs) != 2 || refs[1].Value != 25 {
+		t.Errorf("reference lines %+v, want the target and the 25 s bound", refs)
+	}
+}
+
+func TestGathered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runs_total"}, []string{"gateway", "scope"})
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gwsync_public_request_duration_seconds"}, []string{"dc", "op"})
+	reg.MustRegister(c, h)
+	c.WithLabelValues("gw-a", "full").Add(2)
+	c.WithLabelValues("gw-b", "full").Add(3)
+	h.WithLabelValues("dc1", "execute").Observe(0.5)
+	h.WithLabelValues("dc2", "execute").Observe(1.5)
+	h.WithLabelValues("dc1", "services").Observe(9)
+	m := gathered(t, reg)
+	if got := m.get("runs_total", `scope="full"`); got != 5 {
+		t.Errorf("runs = %v, want 5", got)
+	}
+	if got := m.get("runs_total", `gateway="gw-a"`); got != 2 {
+		t.Errorf("gw-a runs = %v, want 2", got)
+	}
+	if x := execsOf(metrics{}, m); x.N != 2 || x.Mean != time.Second {
+		t.Errorf("executions %+v, want 2 of 1s", x)
+	}
+	if d := readBound(execs{N: 160, Mean: 100 * time.Millisecond}, 2); d != time.Second {
+		t.Errorf("readBound = %v, want 1s (160 × 100 ms over 2 DCs × 8 in flight)", d)
 	}
 }

@@ -3,11 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
-	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gwsync/gwsync/syncer"
 	"github.com/gwsync/gwsync/test/bench/chartspec"
@@ -49,7 +47,7 @@ func ScenarioWrites(e *Env, t *Table) WritesResult {
 		syncUntilComplete(tb, ctrl, g.name)
 		g.srv.WaitQuiet(tb, time.Minute)
 		before := g.srv.RaftLastIndex(tb)
-		opsBefore := gatewayCounter(tb, reg, "gwsync_dedicated_writes_total", g.name)
+		opsBefore := gathered(tb, reg).get("gwsync_dedicated_writes_total", `gateway="`+g.name+`"`)
 		for range sz.SteadyCycles {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			r, err := ctrl.Sync(ctx, syncer.Request{Gateway: g.name})
@@ -59,7 +57,7 @@ func ScenarioWrites(e *Env, t *Table) WritesResult {
 			}
 		}
 		res.PerCycle[g.name] = float64(g.srv.RaftLastIndex(tb)-before) / float64(sz.SteadyCycles)
-		res.OwnOps += gatewayCounter(tb, reg, "gwsync_dedicated_writes_total", g.name) - opsBefore
+		res.OwnOps += gathered(tb, reg).get("gwsync_dedicated_writes_total", `gateway="`+g.name+`"`) - opsBefore
 	}
 
 	naiveSrv := harness.StartServer(tb, "gw-naive")
@@ -137,27 +135,4 @@ func (n *naiveSyncer) cycle() (writes int, err error) {
 		}
 	}
 	return writes, nil
-}
-
-// gatewayCounter sums a counter family's series for one gateway.
-func gatewayCounter(tb testing.TB, reg prometheus.Gatherer, name, gateway string) float64 {
-	tb.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		tb.Fatalf("bench: gather: %v", err)
-	}
-	sum := 0.0
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "gateway" && l.GetValue() == gateway {
-					sum += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
 }
