@@ -64,7 +64,7 @@ func Setup(cfg *config.Config, o syncer.Options) (syncer.Options, error) {
 		}
 		o.Metrics.PublicDCUp.WithLabelValues(dc).Set(v)
 	}
-	// Two blocking loops per public DC plus the DC list refresh.
+	// Two or three blocking loops per public DC plus the DC list refresh.
 	wc, err := cfg.Public.NewClient(config.ClientOptions{MaxConnsPerHost: config.DefaultMaxConnsPerHost,
 		WrapTransport: func(next http.RoundTripper) http.RoundTripper {
 			return newFeedHealth(watch.NewCountingTransport(next), dcUp)
