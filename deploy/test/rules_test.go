@@ -38,7 +38,7 @@ func TestRules_Lint(t *testing.T) {
 	// No successful sync, deletes held, public DC unreachable, stale
 	// mirror, breaker open: each condition the issue names has an alert.
 	for _, want := range []string{"GwsyncNoSuccessfulSync", "GwsyncDeletesHeld", "GwsyncPublicDCUnreachable", "GwsyncMirrorStale", "GwsyncResolverBreakerOpen",
-		"GwsyncGatewayNoOwner", "GwsyncNoReplica", "GwsyncFencedWrites", "GwsyncReplicaConfigMismatch", "GwsyncSessionDown", "GwsyncEventPathSlow", "GwsyncInstanceProblems"} {
+		"GwsyncGatewayNoOwner", "GwsyncNoReplica", "GwsyncFencedWrites", "GwsyncReplicaConfigMismatch", "GwsyncSessionDown", "GwsyncEventPathSlow", "GwsyncInstanceProblems", "GwsyncPublicReadTokenFiltered"} {
 		if !hasAlert(groups.Groups, want) {
 			t.Errorf("no alert %s", want)
 		}
