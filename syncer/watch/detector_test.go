@@ -437,3 +437,20 @@ func TestDetector_RunOnceWithSink(t *testing.T) {
 		t.Errorf("second Run = %v, want an error", err)
 	}
 }
+
+// A loop's error counters exist from its start, at zero: an alert or a
+// dashboard on increase(gwsync_watch_errors_total) sees the first error
+// (a series born at 1 has no increase), and the panel is not empty.
+func TestDetector_ErrorSeriesFromStart(t *testing.T) {
+	src := newFakeSource("dc1")
+	reg := prometheus.NewRegistry()
+	startDetector(t, src, fastOptions(reg), newSink().sink)
+	src.next(t, "dc1", loopCritical) // the loop runs
+	n, err := testutil.GatherAndCount(reg, "gwsync_watch_errors_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 2 {
+		t.Fatalf("%d gwsync_watch_errors_total series before any error, want the loop's (timeout, other) at zero", n)
+	}
+}

@@ -61,6 +61,11 @@ func newLoop(d *Detector, dc, name string, l lister) *loop {
 		log: d.log.With("dc", dc, "loop", name),
 	}
 	lp.status.s = LoopStatus{DC: dc, Loop: name, State: StateConnecting}
+	// Counters exist from the start, at zero, so rate() and increase()
+	// see the first error (and dashboards show the series before it).
+	for _, result := range []string{errOther, errTimeout} {
+		d.m.errors.WithLabelValues(dc, name, result)
+	}
 	return lp
 }
 
