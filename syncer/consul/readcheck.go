@@ -93,8 +93,11 @@ func NewReadCheck(cfg *config.Config, log hclog.Logger, reg prometheus.Registere
 	if cfg.Public.ReadToken == "" {
 		return r, nil
 	}
+	if cfg.Public.Timeout <= 0 {
+		return nil, fmt.Errorf("read token check: public.timeout is %s, want a positive duration", cfg.Public.Timeout)
+	}
 	var err error
-	// Two connections: the checks of one DC run one after the other.
+	// The check sends one request at a time: two connections are plenty.
 	if r.ctrl, err = cfg.Public.NewClient(config.ClientOptions{MaxConnsPerHost: 2}); err != nil {
 		return nil, fmt.Errorf("public cluster (read token check): %w", err)
 	}
@@ -172,7 +175,7 @@ func (r *ReadCheck) datacenters(ctx context.Context) ([]string, error) {
 	var dcs []string
 	_, err := r.ctrl.Raw().Query("/v1/catalog/datacenters", &dcs, (&api.QueryOptions{}).WithContext(cctx))
 	if err != nil {
-		return nil, r.describe("list datacenters", cctx, err)
+		return nil, r.describe(cctx, "list datacenters", err)
 	}
 	return dcs, nil
 }
@@ -208,14 +211,14 @@ func (r *ReadCheck) services(ctx context.Context, c *api.Client, dc string) (map
 	defer cancel()
 	out, meta, err := c.Catalog().Services((&api.QueryOptions{Datacenter: dc, AllowStale: true}).WithContext(cctx))
 	if err != nil {
-		return nil, false, r.describe("GET /v1/catalog/services", cctx, err)
+		return nil, false, r.describe(cctx, "GET /v1/catalog/services", err)
 	}
 	return out, filtered(meta), nil
 }
 
 // describe says what failed: a refusal, a call that ran out of time, or
 // another error.
-func (r *ReadCheck) describe(what string, cctx context.Context, err error) error {
+func (r *ReadCheck) describe(cctx context.Context, what string, err error) error {
 	var se api.StatusError
 	switch {
 	case errors.As(err, &se) && se.Code == http.StatusForbidden:

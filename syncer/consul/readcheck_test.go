@@ -438,3 +438,13 @@ func TestReadCheck_NoReadToken(t *testing.T) {
 		t.Fatalf("without a read token: %d families (%v), %d requests, log %q", len(mfs), err, len(f.lists), logs)
 	}
 }
+
+// A configuration built by hand without a timeout is refused, not run
+// without deadlines.
+func TestNewReadCheck_NoTimeout(t *testing.T) {
+	cfg := &config.Config{Public: config.Public{Cluster: config.Cluster{Address: "127.0.0.1:1", Token: ctrlToken}, ReadToken: readToken}}
+	_, err := NewReadCheck(cfg, nil, prometheus.NewRegistry())
+	if err == nil || !strings.Contains(err.Error(), "public.timeout") || strings.Contains(err.Error(), readToken) {
+		t.Fatalf("NewReadCheck without a timeout: %v; want an error naming public.timeout", err)
+	}
+}
