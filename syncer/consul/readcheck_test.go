@@ -72,14 +72,19 @@ func (f *fakeCatalog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		default:
 		}
 	case "/v1/catalog/services":
-		f.requests = append(f.requests, token+" "+dc)
+		// Consul marks a list its ACLs cut even when ?filter then
+		// leaves nothing (the check's steady request).
+		filter := r.URL.Query().Get("filter")
+		f.requests = append(f.requests, fmt.Sprintf("%s %s %t", token, dc, filter == ""))
 		if !r.URL.Query().Has("stale") {
 			f.notStale++
 		}
 		a = f.answers[token][dc]
 		m := map[string][]string{}
 		for _, s := range a.services {
-			m[s] = []string{}
+			if filter == "" {
+				m[s] = []string{}
+			}
 		}
 		body = m
 	default:
@@ -109,13 +114,14 @@ func (f *fakeCatalog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// count is how many service lists token asked of dc.
-func (f *fakeCatalog) count(token, dc string) int {
+// count is how many service lists token asked of dc: whole (full) or
+// with a filter.
+func (f *fakeCatalog) count(token, dc string, full bool) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
 	for _, r := range f.requests {
-		if r == token+" "+dc {
+		if r == fmt.Sprintf("%s %s %t", token, dc, full) {
 			n++
 		}
 	}
@@ -250,8 +256,12 @@ func TestReadCheck_Filtered(t *testing.T) {
 	if strings.Contains(warn[0], "hidden-10") || strings.Contains(warn[0], "web") {
 		t.Errorf("warning lists more than ten names, or one the read token sees: %s", warn[0])
 	}
-	if n := f.count(ctrlToken, "dc2"); n != 0 || f.notStale != 0 {
-		t.Fatalf("controller token asked %d times for dc2's list (want 0: not filtered); %d lists not stale", n, f.notStale)
+	// dc2 (not filtered) cost one filtered request per check; dc1 three.
+	if c, w, m := f.count(ctrlToken, "dc2", true), f.count(readToken, "dc2", true), f.count(readToken, "dc2", false); c != 0 || w != 0 || m != 3 || f.notStale != 0 {
+		t.Fatalf("dc2's whole list asked %d times with the controller's token and %d with the read token, %d filtered requests (want 0, 0, 3); %d lists not stale", c, w, m, f.notStale)
+	}
+	if c, w, m := f.count(ctrlToken, "dc1", true), f.count(readToken, "dc1", true), f.count(readToken, "dc1", false); c != 3 || w != 3 || m != 3 {
+		t.Fatalf("dc1's whole list asked %d times with the controller's token and %d with the read token, %d filtered requests (want 3 each)", c, w, m)
 	}
 
 	// Another service hidden: logged again, with the new count.

@@ -15,9 +15,9 @@ import (
 
 // TestReadTokenCheck: the controller checks the gateways' public read
 // token in every public DC. With the least-privilege read policy nothing
-// is filtered; with read denied on sec-pay (registered in dc1 only) dc1's
-// gauge is 1 and the warning names sec-pay, dc2's stays 0; with the full
-// policy back, dc1's is 0 again. Real Consul with ACLs (default deny) and
+// is filtered; with read denied on sec-pay (registered in dc1 only) or on
+// its node, dc1's gauge is 1 and the warning names sec-pay, dc2's stays 0;
+// with the full policy back, dc1's is 0 again. Real Consul with ACLs (default deny) and
 // TLS, the tokens from the least-privilege policies.
 func TestReadTokenCheck(t *testing.T) {
 	if testing.Short() {
@@ -53,29 +53,34 @@ func TestReadTokenCheck(t *testing.T) {
 
 	p := &e.publicRead
 	t.Cleanup(func() { e.setPolicy(t, p, p.render(-1)) })
-	e.setPolicy(t, p, p.render(-1, `service "sec-pay" { policy = "deny" }`))
-	harness.Eventually(t, waitTimeout, func() error { return checkIs(map[string]float64{"dc1": 1, "dc2": 0}) })
-	warn := linesWith(logs.String(), "[WARN]", "filtered by ACLs")
-	if len(warn) != 1 {
-		t.Fatalf("%d warnings, want 1:\n%s", len(warn), logs)
-	}
-	for _, want := range []string{"dc=dc1", "hidden=1", "services=sec-pay", "get no instances"} {
-		if !strings.Contains(warn[0], want) {
-			t.Errorf("warning without %q: %s", want, warn[0])
+	// sec-pay (dc1 only, on node n4) hidden by a service rule, then by a
+	// node rule: catalog/services hides a service on a node the token
+	// may not read too.
+	for i, deny := range []string{`service "sec-pay" { policy = "deny" }`, `node "n4" { policy = "deny" }`} {
+		e.setPolicy(t, p, p.render(-1, deny))
+		harness.Eventually(t, waitTimeout, func() error { return checkIs(map[string]float64{"dc1": 1, "dc2": 0}) })
+		warn := linesWith(logs.String(), "[WARN]", "filtered by ACLs")
+		if len(warn) != i+1 {
+			t.Fatalf("%s: %d warnings, want %d:\n%s", deny, len(warn), i+1, logs)
 		}
-	}
-	// Checked again, unchanged: no new warning.
-	if err := checkIs(map[string]float64{"dc1": 1}); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(linesWith(logs.String(), "[WARN]")); n != 1 {
-		t.Fatalf("%d warnings after an unchanged check, want 1:\n%s", n, logs)
-	}
+		for _, want := range []string{"dc=dc1", "hidden=1", "services=sec-pay", "get no instances"} {
+			if !strings.Contains(warn[i], want) {
+				t.Errorf("%s: warning without %q: %s", deny, want, warn[i])
+			}
+		}
+		// Checked again, unchanged: no new warning.
+		if err := checkIs(map[string]float64{"dc1": 1}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(linesWith(logs.String(), "[WARN]")); n != i+1 {
+			t.Fatalf("%s: %d warnings after an unchanged check, want %d:\n%s", deny, n, i+1, logs)
+		}
 
-	e.setPolicy(t, p, p.render(-1))
-	harness.Eventually(t, waitTimeout, func() error { return checkIs(map[string]float64{"dc1": 0, "dc2": 0}) })
-	if len(linesWith(logs.String(), "[INFO]", "sees every service again", "dc=dc1")) != 1 {
-		t.Fatalf("no info line when the filter cleared:\n%s", logs)
+		e.setPolicy(t, p, p.render(-1))
+		harness.Eventually(t, waitTimeout, func() error { return checkIs(map[string]float64{"dc1": 0, "dc2": 0}) })
+		if n := len(linesWith(logs.String(), "[INFO]", "sees every service again", "dc=dc1")); n != i+1 {
+			t.Fatalf("%s: %d info lines for the filter clearing, want %d:\n%s", deny, n, i+1, logs)
+		}
 	}
 	if got := secretsIn(logs.String(), e.tokens); len(got) > 0 {
 		t.Fatalf("the log holds %v:\n%s", got, logs)
