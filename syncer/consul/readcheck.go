@@ -43,9 +43,9 @@ const agentDC = "_agent"
 //
 // Why the controller does it: a resolver cannot see the problem itself. A
 // prepared query that fails over reports the last DC's "filtered by ACLs"
-// mark, not the source DC's, so when the read token lacks service:read on
-// a service that exists only in the source DC, the gateway gets an empty,
-// unmarked answer and serves "no instances". The controller holds the
+// mark, not the source DC's, so when the read token may not read a service
+// (or its nodes) that exists only in the source DC, the gateway gets an
+// empty, unmarked answer and serves "no instances". The controller holds the
 // read token in its configuration and can tell ahead.
 //
 // The check asks for an empty selection of the list (?filter matching no
@@ -53,6 +53,7 @@ const agentDC = "_agent"
 // whole list is read with both tokens and the difference (the services the
 // read token cannot see) is logged. Per DC and interval that is one small
 // request, three while filtered.
+//
 // With high availability every replica runs the check: it is that cheap,
 // and any replica's gauge tells the same.
 type ReadCheck struct {
