@@ -37,10 +37,18 @@ type Shared struct {
 
 	mu       sync.Mutex
 	cache    map[string]sharedEntry
-	inflight map[string]time.Time // key -> start of the latest call in flight
+	inflight map[string]flight // key -> the latest call in flight
+	seq      uint64            // names flights
 	sf       singleflight.Group
 	dcs      map[string]*DCHealth
 	answered map[string]string // "dc|service" -> DC that answered its last execution
+}
+
+// flight is a call in flight: its single-flight name (each call its own)
+// and when it was started.
+type flight struct {
+	name  string
+	start time.Time
 }
 
 type sharedEntry struct {
@@ -79,44 +87,42 @@ func NewShared(pub Public, o SharedOptions) *Shared {
 		o.Now = time.Now
 	}
 	return &Shared{pub: pub, window: o.Window, backMin: o.BackoffMin, backMax: max(o.BackoffMax, o.BackoffMin), now: o.Now, onDC: o.OnDC,
-		cache: map[string]sharedEntry{}, inflight: map[string]time.Time{}, dcs: map[string]*DCHealth{}, answered: map[string]string{}}
+		cache: map[string]sharedEntry{}, inflight: map[string]flight{}, dcs: map[string]*DCHealth{}, answered: map[string]string{}}
 }
 
 // do returns a cached result started at or after minAt and younger than
-// the window, or runs fn once for all concurrent callers of key.
+// the window, or joins the latest call of key in flight if it started at or
+// after minAt, or runs fn in a call of its own that later callers join.
 func (s *Shared) do(ctx context.Context, key, dc string, minAt time.Time, fn func(context.Context) (any, error)) (any, error) {
 	s.mu.Lock()
-	e, ok := s.cache[key]
-	var wait time.Time
-	if h := s.dcs[dc]; h != nil {
-		wait = h.RetryAt
-	}
-	// A call in flight that started before minAt cannot have seen the
-	// change the caller reacts to: it gets a call of its own (shared with
-	// every caller that needs the same minAt).
-	flight := key
-	if started, ok := s.inflight[key]; ok && started.Before(minAt) {
-		flight = key + "@" + strconv.FormatInt(minAt.UnixNano(), 10)
-	}
-	s.mu.Unlock()
 	now := s.now()
-	if ok && !e.at.Before(minAt) && now.Sub(e.at) <= s.window {
+	if e, ok := s.cache[key]; ok && !e.at.Before(minAt) && now.Sub(e.at) <= s.window {
+		s.mu.Unlock()
 		return e.val, e.err
 	}
-	if dc != "" && now.Before(wait) {
-		return nil, fmt.Errorf("public datacenter %s: %w (retry in %s)", dc, ErrBackoff, wait.Sub(now).Round(time.Millisecond))
+	if h := s.dcs[dc]; dc != "" && h != nil && now.Before(h.RetryAt) {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("public datacenter %s: %w (retry in %s)", dc, ErrBackoff, h.RetryAt.Sub(now).Round(time.Millisecond))
 	}
+	// A call in flight that started before minAt cannot have seen the
+	// change the caller reacts to: it starts a call of its own, which
+	// becomes the one later callers join. Each call has its own name, so
+	// nobody can join an older call once a newer one is known.
+	f, ok := s.inflight[key]
+	if !ok || f.start.Before(minAt) {
+		s.seq++
+		f = flight{name: key + "#" + strconv.FormatUint(s.seq, 10), start: now}
+		s.inflight[key] = f
+	}
+	s.mu.Unlock()
 	// The shared call must not die with whichever caller started it: it
 	// runs detached (Public bounds every call with its own deadline), and
 	// each caller waits only as long as its own context allows.
-	ch := s.sf.DoChan(flight, func() (any, error) {
+	ch := s.sf.DoChan(f.name, func() (any, error) {
 		start := s.now()
-		s.mu.Lock()
-		s.inflight[key] = start
-		s.mu.Unlock()
 		v, err := recovered(func() (any, error) { return fn(context.WithoutCancel(ctx)) })
 		s.mu.Lock()
-		if s.inflight[key].Equal(start) {
+		if cur, ok := s.inflight[key]; ok && cur.name == f.name {
 			delete(s.inflight, key)
 		}
 		if old, ok := s.cache[key]; !ok || !old.at.After(start) {

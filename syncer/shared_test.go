@@ -3,10 +3,13 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gwsync/gwsync/test/harness"
 	"github.com/hashicorp/consul/api"
 )
 
@@ -178,4 +181,39 @@ func TestShared_DatacenterListFailureMarksKnownDCsDown(t *testing.T) {
 	if downs["dc1"] != 1 || len(downs) != 1 {
 		t.Errorf("down reports %v, want dc1 once (the only DC known)", downs)
 	}
+}
+
+// A caller that needs an answer newer than minAt never joins a call in
+// flight that started before minAt, even after a newer call (which it
+// could have joined) has finished: each call has a name of its own.
+// Before, the newer call's bookkeeping hid the older one, and the caller
+// joined it: an event round applied an answer from before its change.
+func TestShared_NeverJoinsAnOlderCall(t *testing.T) {
+	s, pub, clock := newSharedEnv(t, SharedOptions{Window: time.Minute})
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var calls atomic.Int32
+	pub.beforeExecute = func(dc, service string) {
+		if calls.Add(1) == 1 { // A: a slow execution
+			entered <- struct{}{}
+			<-release
+		}
+	}
+	t.Cleanup(func() { close(release) })
+	go func() { _, _ = s.Execute(context.Background(), "dc1", "web", time.Time{}) }() // A
+	<-entered
+	if _, err := s.Execute(context.Background(), "dc1", "web", clock.Now()); err != nil { // B, newer than A
+		t.Fatal(err)
+	}
+	minAt := clock.Now() // C reacts to a change after A started
+	done := make(chan struct{})
+	go func() { defer close(done); _, _ = s.Execute(context.Background(), "dc1", "web", minAt) }()
+	harness.Eventually(t, 5*time.Second, func() error {
+		// A counts only once released: B and C ran calls of their own.
+		if n := pub.count("execute", "dc1", "web"); n < 2 {
+			return fmt.Errorf("%d execution(s) besides the blocked A: the caller newer than A's start joined A's call in flight", n)
+		}
+		return nil
+	})
+	<-done
 }
