@@ -265,7 +265,9 @@ func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
 		if ctx.Err() != nil {
 			return
 		}
-		if lost { // the new owner's first full reconcile covers these changes
+		if lost {
+			// The new owner's first full reconcile reads only answers
+			// newer than its lease: it covers these changes.
 			g.log.Debug("event-driven reconcile stopped: the lease ended", "services", len(names))
 			continue
 		}

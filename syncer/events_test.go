@@ -303,3 +303,23 @@ func TestController_ResyncEndsDCBackoff(t *testing.T) {
 		t.Fatalf("dc1 still backed off after the feed's full list: %v", err)
 	}
 }
+
+// A new owner's first full reconcile reads only answers newer than its
+// lease: the change events before it were not its own (it ignored them,
+// and the old owner dropped those it had queued), so an answer this
+// process read earlier for another gateway would hide them until the next
+// scheduled full reconcile.
+func TestController_NewOwnerReadsFresh(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.Query.ShareWindow = time.Minute })
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
+	e.pub.locked(func() { e.pub.templates["dc1"] = true })
+	// Another gateway on dc1 (this replica's) read web; then web changed
+	// while this gateway belonged to another replica.
+	if _, err := e.ctl.shared.Execute(e.ctx(), "dc1", "web", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
+	e.gw.setOwned(true) // this replica takes the gateway's lease
+	e.full()
+	wantHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:81")
+}

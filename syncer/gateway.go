@@ -71,6 +71,9 @@ type gatewaySyncer struct {
 	// fullMinAt: every answer the running or last full reconcile uses
 	// started at or after it.
 	fullMinAt time.Time
+	// ownedSince: when this replica took the gateway's lease (zero
+	// without HA). Changes before it were this replica's to ignore.
+	ownedSince time.Time
 	// evidenced: a complete full sync with complete evidence (every
 	// catalog, every read) has happened since this replica began writing
 	// the gateway; until then nothing is deleted.
@@ -329,7 +332,9 @@ func (g *gatewaySyncer) requestFull() {
 func (g *gatewaySyncer) setOwned(owned bool) {
 	g.mu.Lock()
 	g.status.Owned = owned
-	if !owned {
+	if owned {
+		g.ownedSince = g.now()
+	} else {
 		g.status.Synced, g.evidenced = false, false
 	}
 	g.mu.Unlock()

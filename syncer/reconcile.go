@@ -85,11 +85,14 @@ func (g *gatewaySyncer) syncFull(ctx context.Context, req Request) (Result, erro
 	if req.Force {
 		run.minAt = run.res.Started
 	}
+	g.mu.Lock()
+	// A new owner ignored the change events before it took the lease (and
+	// the old owner dropped those it had queued): its reads start fresh.
+	run.minAt = maxTime(run.minAt, g.ownedSince)
 	if !req.DryRun {
-		g.mu.Lock()
 		g.fullMinAt = run.minAt
-		g.mu.Unlock()
 	}
+	g.mu.Unlock()
 	if err := g.templates.ensure(ctx, g.cfg.SourceDatacenter, !req.DryRun); err != nil {
 		return g.fail(run.res, err)
 	}
@@ -204,4 +207,11 @@ func (g *gatewaySyncer) fail(res Result, err error) (Result, error) {
 	res.Errors = appendBounded(res.Errors, err.Error())
 	g.record(res, err)
 	return res, err
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
