@@ -3,6 +3,8 @@ package syncer
 import (
 	"slices"
 	"testing"
+
+	"github.com/gwsync/gwsync/config"
 )
 
 // A service none of whose instances the dedicated cluster took (a token
@@ -69,5 +71,42 @@ func refuseNode(st *fakeStore, node string) {
 			return "Permission denied: token with AccessorID 'x' lacks permission 'node:write' on \"" + o.Node + "\""
 		}
 		return ""
+	}
+}
+
+// A node whose only instance the cluster refused (service write denied)
+// is kept by event rounds of other services: only a full reconcile knows
+// the node is needed. Event rounds used to delete it and full reconciles
+// to recreate it, every cycle (the catalog index moved, so the cheap
+// steady cycle became a full reread).
+func TestEvent_KeepsNodeOfRefusedInstance(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.Safety.MaxDeleteFraction = 1 })
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80), inst("secret", "n2", "secret-2", 90))
+	e.st.mu.Lock()
+	e.st.reject = func(o fakeOp) string {
+		if o.Service == "secret" && o.Verb == "service_set" {
+			return "Permission denied: token lacks permission 'service:write' on \"secret\""
+		}
+		return ""
+	}
+	e.st.mu.Unlock()
+	e.full()
+	n2 := mn("dc1", "n2")
+	if _, ok := e.st.node(n2); !ok {
+		t.Fatal("setup: the full reconcile did not create n2")
+	}
+	for round := range 3 {
+		e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 + round })
+		if _, err := e.sync(Request{Services: []string{"web"}, minAt: e.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		e.full()
+	}
+	e.st.mu.Lock()
+	defer e.st.mu.Unlock()
+	for _, o := range e.st.ops {
+		if o.Node == n2 && o.Verb == "node_delete" {
+			t.Fatalf("node %s, needed by secret whose instance was refused, was deleted by an event round of web", n2)
+		}
 	}
 }

@@ -130,6 +130,11 @@ type DiffInput struct {
 	// DeleteEmptyNodes allows deleting owned nodes left without services
 	// (only a plan against the whole mirror knows every service on a node).
 	DeleteEmptyNodes bool
+	// OnlyEmptied restricts those deletes to nodes this plan's own deletes
+	// leave empty: a plan of some services (an event round) does not know
+	// why a node is already empty (an instance the cluster refused: only a
+	// full reconcile knows the node is needed).
+	OnlyEmptied bool
 	// Reasons explains a service's removal (e.g. "no passing instance in
 	// any DC"); default "not in the source answer".
 	Reasons map[string]string
@@ -204,9 +209,13 @@ func Diff(in DiffInput) Plan {
 		}
 	}
 	deletedNode := map[string]bool{}
+	emptied := map[string]bool{} // nodes this plan deletes services from
+	for _, d := range deletes {
+		emptied[d.Key.Node] = true
+	}
 	if in.DeleteEmptyNodes {
 		for _, name := range slices.Sorted(maps.Keys(in.Actual.Nodes)) {
-			if remaining[name] == 0 && !neededNodes[name] {
+			if remaining[name] == 0 && !neededNodes[name] && (!in.OnlyEmptied || emptied[name]) {
 				deletedNode[name] = true
 				p.NodeDeletes = append(p.NodeDeletes, name)
 				p.Changes = append(p.Changes, Change{Op: OpDelete, Kind: KindNode, Node: name, Reason: "no mirrored service left on the node"})

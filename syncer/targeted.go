@@ -58,7 +58,9 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 			return res, errNotLoaded
 		}
 	}
-	p := Diff(g.diffInput(model, targets, whole))
+	in := g.diffInput(model, targets, whole)
+	in.OnlyEmptied = true
+	p := Diff(in)
 	v := Guard(p, GuardInput{Safety: g.safety, Synced: g.readAll(), SourceComplete: complete, Force: req.Force, Mirrored: len(model.Services)})
 	g.noteGuard(&res, v, req.DryRun)
 	w := Write{Plan: v.Plan, Touched: touched(model, v.Plan)}
