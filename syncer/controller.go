@@ -80,6 +80,12 @@ type Controller struct {
 	events   *events
 	leases   Leases
 	replica  string
+	// started: when the controller was built; settle: how long after it an
+	// owner this replica cannot learn (a dedicated cluster it cannot
+	// reach) keeps it unready: a takeover's bound, 2 × session TTL +
+	// lock-delay.
+	started time.Time
+	settle  time.Duration
 }
 
 // New builds a Controller for cfg.
@@ -108,7 +114,7 @@ func New(cfg *config.Config, opts Options) (*Controller, error) {
 		BackoffMax: cfg.Retry.MaxBackoff, Now: opts.Now,
 		OnDC: func(dc string, up bool) { m.PublicDCUp.WithLabelValues(dc).Set(boolFloat(up)) }})
 	c := &Controller{cfg: cfg, log: log, metrics: m, shared: shared, gateways: map[string]*gatewaySyncer{}, now: opts.Now,
-		leases: opts.Leases, replica: opts.Replica}
+		leases: opts.Leases, replica: opts.Replica, started: opts.Now(), settle: 2*cfg.HA.SessionTTL + cfg.HA.LockDelay}
 	templates := &templateCache{pub: opts.Public, now: opts.Now, ok: map[string]time.Time{}}
 	for _, gc := range cfg.Gateways {
 		store, ok := opts.Stores[gc.Name]
@@ -137,14 +143,18 @@ func New(cfg *config.Config, opts Options) (*Controller, error) {
 		c.detector = opts.Detector
 		c.events = newEvents(c.order, opts.Detector)
 	}
-	started := opts.Now()
 	if err := opts.Registerer.Register(newAgeCollector(func() map[string]time.Time {
 		out := make(map[string]time.Time, len(c.gateways))
 		for name, g := range c.gateways {
+			// With replicas only the owner says how old the mirror is:
+			// a standby's own age (since it started) would hide it.
+			if c.leases != nil && !g.snapshot().Owned {
+				continue
+			}
 			if t := g.lastSuccess(); !t.IsZero() {
 				out[name] = t
 			} else {
-				out[name] = started
+				out[name] = c.started
 			}
 		}
 		return out
@@ -195,14 +205,18 @@ func (c *Controller) Status() Status {
 }
 
 // Ready reports whether every gateway this replica writes has completed a
-// full sync. It stays true
-// through later source errors: the mirrors still serve.
+// full sync. It stays true through later source errors: the mirrors still
+// serve.
 //
 // With leases (several replicas) a replica is ready once it knows, for
 // every gateway, who owns it, every gateway it owns is synced, and it is
 // not the preferred owner of a gateway nobody holds yet (it is about to
 // take it). Before that, a standby that answered ready at once would let
-// a rollout move on before any replica had synced anything.
+// a rollout move on before any replica had synced anything. A gateway
+// whose owner it still cannot learn after a takeover's bound (its
+// dedicated cluster unreachable) no longer holds it back: one broken
+// cluster must not stall every rollout, the fix's included (the session
+// gauge and its alert report that cluster).
 func (c *Controller) Ready() bool {
 	if c.leases == nil {
 		for _, g := range c.gateways {
@@ -218,7 +232,9 @@ func (c *Controller) Ready() bool {
 		case !ok:
 			continue
 		case !o.Known:
-			return false
+			if c.now().Sub(c.started) < c.settle {
+				return false
+			}
 		case o.Self:
 			if !g.snapshot().Synced {
 				return false

@@ -3,9 +3,12 @@ package syncer
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/syncer/ha"
 )
 
@@ -25,7 +28,7 @@ func (f *fakeLeases) Status() ha.Status              { return ha.Status{} }
 // gateway nobody holds (it is about to take it): ready at once, it let a
 // rollout (and the process test) go on before any replica had synced.
 func TestReady_StandbyWaitsForOwners(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(c *config.Config) { c.HA.SessionTTL, c.HA.LockDelay = 10*time.Second, 5*time.Second })
 	leases := &fakeLeases{}
 	stores := map[string]Store{}
 	for name, s := range e.stores {
@@ -51,5 +54,55 @@ func TestReady_StandbyWaitsForOwners(t *testing.T) {
 		if got := ctl.Ready(); got != tc.ready {
 			t.Errorf("%s: Ready() = %v, want %v", tc.name, got, tc.ready)
 		}
+	}
+}
+
+// An owner this replica still cannot learn after a takeover's bound (its
+// dedicated cluster unreachable) no longer keeps it unready: one broken
+// cluster stalled every rollout, the fix's included.
+func TestReady_UnreachableClusterStopsBlocking(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.HA.SessionTTL, c.HA.LockDelay = 10*time.Second, 5*time.Second
+		g2 := c.Gateways[0]
+		g2.Name = "edge2"
+		c.Gateways = append(c.Gateways, g2)
+	})
+	e.stores["edge2"] = newFakeStore("edge2")
+	stores := map[string]Store{}
+	for name, s := range e.stores {
+		stores[name] = s
+	}
+	leases := &fakeLeases{owners: []ha.GatewayOwner{
+		{Gateway: gw, Known: true, Held: true, Replica: "r2", Preferred: "r2"},
+		{Gateway: "edge2"}, // its cluster is down: the lock was never read
+	}}
+	ctl, err := New(e.cfg, Options{Registerer: prometheus.NewRegistry(), Now: e.clock.Now, Public: e.pub, Stores: stores, Replica: "r1", Leases: leases})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctl.Ready() {
+		t.Error("ready before a takeover's bound with an owner unknown")
+	}
+	e.clock.Advance(26 * time.Second) // 2 × 10 s + 5 s
+	if !ctl.Ready() {
+		t.Error("still unready long after the bound because one cluster cannot be reached")
+	}
+}
+
+// With replicas, only the owner of a gateway reports its mirror age: a
+// standby's age since its own start hid a stale mirror from the alert.
+func TestMirrorAge_OnlyOwnedWithReplicas(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	ctl, err := New(e.cfg, Options{Registerer: reg, Now: e.clock.Now, Public: e.pub, Stores: map[string]Store{gw: e.st}, Replica: "r1", Leases: &fakeLeases{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "gwsync_mirror_age_seconds"); err != nil || n != 0 {
+		t.Fatalf("a standby reports %d mirror ages (%v), want none", n, err)
+	}
+	ctl.gateways[gw].setOwned(true)
+	if n, err := testutil.GatherAndCount(reg, "gwsync_mirror_age_seconds"); err != nil || n != 1 {
+		t.Fatalf("the owner reports %d mirror ages (%v), want 1", n, err)
 	}
 }
