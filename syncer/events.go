@@ -38,16 +38,16 @@ type events struct {
 	// event); ready closes once every DC has.
 	baselined map[string]bool
 	ready     chan struct{}
-	// pending per gateway: service -> time of the earliest change waiting.
-	pending map[string]map[string]time.Time
+	// pending per gateway: service -> its change waiting.
+	pending map[string]map[string]change
 	wake    map[string]chan struct{}
 }
 
 func newEvents(gateways []string, d Detector) *events {
-	e := &events{usable: d, dcs: d.DCs, pending: map[string]map[string]time.Time{}, wake: map[string]chan struct{}{},
+	e := &events{usable: d, dcs: d.DCs, pending: map[string]map[string]change{}, wake: map[string]chan struct{}{},
 		baselined: map[string]bool{}, ready: make(chan struct{})}
 	for _, g := range gateways {
-		e.pending[g] = map[string]time.Time{}
+		e.pending[g] = map[string]change{}
 		e.wake[g] = make(chan struct{}, 1)
 	}
 	return e
@@ -135,7 +135,7 @@ func (e *events) add(gateway string, services []string, at time.Time, m *Metrics
 	e.mu.Lock()
 	p := e.pending[gateway]
 	for _, s := range services {
-		if keepEarliest(p, s, at) {
+		if merge(p, s, change{at: at, minAt: at}) {
 			m.EventsCoalesced.WithLabelValues(gateway).Inc()
 		}
 	}
@@ -143,13 +143,27 @@ func (e *events) add(gateway string, services []string, at time.Time, m *Metrics
 	e.wakeUp(gateway)
 }
 
-// keepEarliest records a change of service at in p, keeping the earliest
-// time; true if service was pending already.
-func keepEarliest(p map[string]time.Time, service string, at time.Time) bool {
+// change is a service's change waiting for an event round: when it was
+// first seen (the latency is measured from it) and the oldest start an
+// answer may have (a retry after a failed read asks for a newer one than
+// the failed read, which the share window would otherwise serve again).
+type change struct {
+	at, minAt time.Time
+}
+
+// merge records c for service in p, keeping the earliest change and the
+// latest minAt; true if service was pending already.
+func merge(p map[string]change, service string, c change) bool {
 	old, ok := p[service]
-	if !ok || at.Before(old) {
-		p[service] = at
+	if ok {
+		if old.at.Before(c.at) {
+			c.at = old.at
+		}
+		if old.minAt.After(c.minAt) {
+			c.minAt = old.minAt
+		}
 	}
+	p[service] = c
 	return ok
 }
 
@@ -162,11 +176,11 @@ func (e *events) wakeUp(gateway string) {
 
 // requeue puts back services taken but not reconciled, keeping the
 // earliest change time of each, and wakes the gateway's worker.
-func (e *events) requeue(gateway string, services map[string]time.Time) {
+func (e *events) requeue(gateway string, services map[string]change) {
 	e.mu.Lock()
 	p := e.pending[gateway]
-	for s, at := range services {
-		keepEarliest(p, s, at)
+	for s, c := range services {
+		merge(p, s, c)
 	}
 	e.mu.Unlock()
 	e.wakeUp(gateway)
@@ -197,11 +211,11 @@ func (c *Controller) waitModel(ctx context.Context, g *gatewaySyncer) bool {
 }
 
 // take returns and clears a gateway's pending services.
-func (e *events) take(gateway string) map[string]time.Time {
+func (e *events) take(gateway string) map[string]change {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p := e.pending[gateway]
-	e.pending[gateway] = map[string]time.Time{}
+	e.pending[gateway] = map[string]change{}
 	return p
 }
 
@@ -252,9 +266,9 @@ func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
 		}
 		names := slices.Sorted(maps.Keys(pending))
 		var minAt time.Time
-		for _, at := range pending {
-			if at.After(minAt) {
-				minAt = at
+		for _, ch := range pending {
+			if ch.minAt.After(minAt) {
+				minAt = ch.minAt
 			}
 		}
 		c.metrics.EventServices.WithLabelValues(g.cfg.Name).Add(float64(len(names)))
@@ -283,11 +297,11 @@ func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
 			g.requestFull()
 			continue
 		}
-		retry.after(res.unread, pending)
 		now := c.now()
-		for name, at := range pending {
+		retry.after(res.unread, pending, now)
+		for name, ch := range pending {
 			if !slices.Contains(res.unread, name) {
-				c.metrics.EventLatency.WithLabelValues(g.cfg.Name).Observe(now.Sub(at).Seconds())
+				c.metrics.EventLatency.WithLabelValues(g.cfg.Name).Observe(now.Sub(ch.at).Seconds())
 			}
 		}
 		logCycle(g.log, res, nil)
@@ -310,33 +324,57 @@ func (c *Controller) safeEvent(ctx context.Context, g *gatewaySyncer, req Reques
 // is not applied yet, and the next full reconcile may be minutes away (its
 // own retries back off too). Consecutive failing rounds back off
 // exponentially with jitter, from retry.min_backoff to max_backoff; a
-// round that reads everything resets it.
+// round that reads everything resets it. A retry asks for an answer newer
+// than the failed read (else the share window serves its error again) and
+// keeps the change's time for the latency. One timer at a time: services
+// failing while it runs join its batch. It counts real time (a timer), as
+// the schedule's retries do.
 type eventRetry struct {
 	events   *events
 	gateway  string
 	min, max time.Duration
 	failures int
-	timer    *time.Timer
+
+	mu    sync.Mutex
+	due   map[string]change
+	timer *time.Timer
 }
 
 // minEventRetry keeps a zero retry.min_backoff from spinning the worker.
 const minEventRetry = 10 * time.Millisecond
 
-func (r *eventRetry) after(unread []string, pending map[string]time.Time) {
+// after takes a round's outcome: unread, the services whose read failed
+// (of pending, what the round took), now the time after the round.
+func (r *eventRetry) after(unread []string, pending map[string]change, now time.Time) {
 	if len(unread) == 0 {
 		r.failures = 0
 		return
 	}
 	r.failures++
-	again := make(map[string]time.Time, len(unread))
-	for _, name := range unread {
-		again[name] = pending[name]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.due == nil {
+		r.due = map[string]change{}
 	}
-	d := max(backoff(r.min, r.max, r.failures), minEventRetry)
-	r.timer = time.AfterFunc(d, func() { r.events.requeue(r.gateway, again) })
+	for _, name := range unread {
+		merge(r.due, name, change{at: pending[name].at, minAt: now})
+	}
+	if r.timer == nil {
+		r.timer = time.AfterFunc(max(backoff(r.min, r.max, r.failures), minEventRetry), r.fire)
+	}
+}
+
+func (r *eventRetry) fire() {
+	r.mu.Lock()
+	due := r.due
+	r.due, r.timer = nil, nil
+	r.mu.Unlock()
+	r.events.requeue(r.gateway, due)
 }
 
 func (r *eventRetry) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.timer != nil {
 		r.timer.Stop()
 	}

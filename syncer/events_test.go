@@ -323,3 +323,31 @@ func TestController_NewOwnerReadsFresh(t *testing.T) {
 	e.full()
 	wantHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:81")
 }
+
+// A retried event read asks for an answer newer than the failed one: with
+// a share window the retries were served the cached error, and never
+// reached the public cluster while it lasted.
+func TestController_EventRetryReadsAgain(t *testing.T) {
+	det := &fakeDetector{usable: map[string]int{}}
+	e := newEnv(t, func(c *config.Config) {
+		c.Query.ShareWindow = time.Minute
+		c.Retry.MinBackoff, c.Retry.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	})
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
+	e.restart(det)
+	e.full()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); e.ctl.eventLoop(ctx, e.gw) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	before := e.pub.count("execute", "dc1", "web")
+	e.pub.failOp("execute", "dc1", errors.New("Unexpected response code: 500 (rpc error: timeout)"), "web")
+	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Services: []string{"web"}, At: e.clock.Now()})
+	harness.Eventually(t, 10*time.Second, func() error {
+		if n := e.pub.count("execute", "dc1", "web") - before; n < 3 {
+			return fmt.Errorf("%d execution(s) of web after %v event rounds: the retries reused the cached failure", n, counter(e.m.EventServices.WithLabelValues(gw)))
+		}
+		return nil
+	})
+}
