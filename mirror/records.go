@@ -220,6 +220,10 @@ func DecodeCoverageShard(b []byte) (CoverageShard, error) {
 	if c.Shard < 0 || c.Shard >= CoverageShards {
 		return CoverageShard{}, fmt.Errorf("decode coverage: shard %d out of range", c.Shard)
 	}
+	// Sorted and unique whoever wrote it: readers search it, and
+	// NextCoverage diffs it.
+	slices.Sort(c.Services)
+	c.Services = slices.Compact(c.Services)
 	return c, nil
 }
 

@@ -382,3 +382,17 @@ func TestNextCoverage(t *testing.T) {
 }
 
 func sortedCopy(s []string) []string { c := slices.Clone(s); slices.Sort(c); return c }
+
+// A coverage shard decodes sorted and without repeats, whoever wrote it:
+// NextCoverage and readers search it (an unsorted shard made a removal
+// announce services that did not move).
+func TestDecodeCoverageShard_Canonical(t *testing.T) {
+	raw := []byte(`{"version":1,"gateway":"g","shard":3,"seq":7,"services":["web","api","web"]}`)
+	c, err := DecodeCoverageShard(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Services, []string{"api", "web"}) {
+		t.Fatalf("services %v, want [api web]", c.Services)
+	}
+}

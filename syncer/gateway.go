@@ -1,6 +1,8 @@
 package syncer
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -202,7 +204,9 @@ func (g *gatewaySyncer) snapshot() GatewayStatus {
 
 // record stores a reconcile's outcome in status and metrics.
 func (g *gatewaySyncer) record(res Result, err error) {
-	if res.DryRun {
+	// A dry run changes nothing; a run cancelled (shutdown, a lease that
+	// ended) did not fail: neither is a run to count or an error to show.
+	if res.DryRun || errors.Is(err, context.Canceled) {
 		return
 	}
 	result := runSuccess

@@ -13,7 +13,7 @@ import (
 
 // errNotLoaded: a targeted reconcile needs the model a full reconcile
 // loads; until then events wait for the full one (which reads everything).
-var errNotLoaded = errors.New("mirror not loaded yet: the next full reconcile covers these services")
+var errNotLoaded = errors.New("mirror not loaded yet: the change waits for the full reconcile that loads it")
 
 // syncServices reconciles some services of the gateway: an event-driven
 // reconcile (req.minAt set: the answers must be newer than the change) or
@@ -29,6 +29,9 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 	res := g.newResult(req, scope)
 	names := slices.Compact(slices.Sorted(slices.Values(req.Services)))
 	model, whole, err := g.targetModel(ctx, req, names)
+	if errors.Is(err, errNotLoaded) { // not a failure: the change waits
+		return res, err
+	}
 	if err != nil {
 		return g.fail(res, err)
 	}
@@ -53,8 +56,6 @@ func (g *gatewaySyncer) syncServices(ctx context.Context, req Request) (Result, 
 		// A full reconcile may have reloaded the model while the answers
 		// were read: plan and apply against the current one.
 		if model, whole = g.model, true; model == nil {
-			res.Finished = g.now()
-			g.record(res, errNotLoaded)
 			return res, errNotLoaded
 		}
 	}
@@ -174,10 +175,6 @@ func (g *gatewaySyncer) readTargets(ctx context.Context, r readRequest, names []
 	return out
 }
 
-// coverChanges: a service this reconcile leaves with instances becomes
-// covered; one it leaves with none (its last instances deleted, confirmed
-// empty) leaves the coverage, as a full reconcile would have it. writeMu
-// held.
 // applyTargeted commits w (if it writes anything) and keeps the coverage
 // in step; a failure is recorded. writeMu held.
 func (g *gatewaySyncer) applyTargeted(ctx context.Context, res *Result, model *State, w Write, dry bool) error {
@@ -193,13 +190,16 @@ func (g *gatewaySyncer) applyTargeted(ctx context.Context, res *Result, model *S
 		g.record(*res, err)
 		return fmt.Errorf("apply: %w", err)
 	}
-	if !dry {
+	if !dry && len(w.CoverAdd)+len(w.CoverDel) > 0 {
 		for _, s := range w.CoverAdd {
 			g.covered[s] = true
 		}
 		for _, s := range w.CoverDel {
 			delete(g.covered, s)
 		}
+		g.mu.Lock()
+		g.status.Covered = len(g.covered)
+		g.mu.Unlock()
 	}
 	return nil
 }
@@ -218,6 +218,10 @@ func (g *gatewaySyncer) holding(model *State, names []string) []string {
 	return out
 }
 
+// coverChanges: a service this reconcile leaves with instances becomes
+// covered; one it leaves with none (its last instances deleted, confirmed
+// empty) leaves the coverage, as a full reconcile would have it. writeMu
+// held.
 func (g *gatewaySyncer) coverChanges(model *State, targets []target, p Plan) (add, del []string) {
 	removed := make(map[mirror.Key]bool, len(p.Removed))
 	for _, k := range p.Removed {
