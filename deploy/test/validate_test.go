@@ -139,7 +139,7 @@ func TestChart_ConfigValues(t *testing.T) {
 		// Through the Service's names the admin API answers (its Host
 		// check refused them: 403), and through the names listed.
 		case !slices.Equal(cfg.Admin.AllowedHosts, []string{fullname, fullname + "." + namespace, fullname + "." + namespace + ".svc",
-			fullname + "." + namespace + ".svc.cluster.local", "gwsync.ops.example.com"}):
+			fullname + "." + namespace + ".svc.cluster.local", "gwsync.ops.example.com", "ops${x}.example"}):
 			t.Errorf("admin allowed hosts: %q", cfg.Admin.AllowedHosts)
 		case cfg.Public.MaxStaleness != 3*time.Second || cfg.Public.ReadToken != "placeholder-consul-public-read-token":
 			t.Errorf("public staleness and read token: %v %q", cfg.Public.MaxStaleness, cfg.Public.ReadToken)

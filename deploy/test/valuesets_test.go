@@ -147,7 +147,7 @@ admin:
   port: 9400
   existingSecret: ops-admin
   existingSecretKey: admin-token
-  allowedHosts: [gwsync.ops.example.com]
+  allowedHosts: [gwsync.ops.example.com, "ops${x}.example"]
 serviceAccount:
   create: false
   name: gwsync-runner

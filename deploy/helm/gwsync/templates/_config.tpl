@@ -169,7 +169,7 @@ admin {
   token_file = "../secrets/admin-token/token"
   {{- $svc := include "gwsync.fullname" . }}
   {{- $hosts := list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) }}
-  allowed_hosts = {{ concat $hosts (.Values.admin.allowedHosts | default list) | uniq | toJson }}
+  {{- include "gwsync.hclAttr" (dict "name" "allowed_hosts" "value" (concat $hosts (.Values.admin.allowedHosts | default list) | uniq) "indent" 2) }}
 }
 {{ end }}
 
