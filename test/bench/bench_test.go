@@ -197,6 +197,9 @@ func checkScale(t *testing.T, sz Sizes, r ScaleResults) {
 		if s.EvPerMin() <= 0 || s.OldCalls == 0 || s.OldCycles < 1 || perMin(s.OldCalls, s.Window) < 5*s.EvPerMin() {
 			t.Errorf("scenario 7: %+v: the event path should cost far fewer requests", s)
 		}
+		if s.EvCycles != 0 {
+			t.Errorf("scenario 7: %v full reconciles per gateway in the event path's window, chosen between two safety-net runs, nothing changing", s.EvCycles)
+		}
 	}
 	c := r.Churn
 	if c == nil {

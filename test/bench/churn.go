@@ -49,6 +49,9 @@ type ChurnResult struct {
 const (
 	// churnTimeout bounds the wait for one change in every mirror.
 	churnTimeout = time.Minute
+	// churnQuiesce is the time allowed after the last change for every
+	// change to be seen, when choosing when to start.
+	churnQuiesce = 20 * time.Second
 	// churnInFlight caps changes waiting to be seen (each holds a blocking
 	// read per dedicated cluster): with the controller's own connections
 	// they stay well below Consul's 200 per client address.
@@ -75,7 +78,10 @@ type churner struct {
 // running, times each flip into every gateway's mirror, counts the
 // executions it cost and finally compares every (gateway, service) pair
 // with a direct execute.
-func (e *Env) churn(p *ctrlProc, pt *scalePoint) *ChurnResult {
+//
+// It starts between two runs of the safety net (cycle is how long a full
+// cycle takes), so the executions it counts are the event path's.
+func (e *Env) churn(p *ctrlProc, pt *scalePoint, cycle time.Duration) *ChurnResult {
 	tb := e.TB
 	sz := e.Sizes
 	c := &churner{e: e, pt: pt, pub: map[string]*api.Client{}, passing: map[string][]bool{}, inFlight: map[string]bool{},
@@ -89,6 +95,7 @@ func (e *Env) churn(p *ctrlProc, pt *scalePoint) *ChurnResult {
 	for _, s := range pt.cat.services {
 		c.passing[s] = slices.Repeat([]bool{true}, pt.cat.perService)
 	}
+	quietSlot(sz.ChurnFor+churnQuiesce, cycle+cycle/2+10*time.Second)
 	before, err := p.scrape()
 	if err != nil {
 		tb.Fatalf("bench: scrape: %v", err)

@@ -113,10 +113,10 @@ func ScenarioScale(e *Env, t *Table) ScaleResults {
 		var st *SteadyLoad
 		if slices.Contains(sz.SteadyLoadServices, n) {
 			st = &SteadyLoad{Services: n, Window: sz.SteadyWindow, CycleCalls: float64(r.CycleCalls), CycleBytes: float64(r.CycleBytes)}
-			e.steadyEvents(st)
+			e.steadyEvents(p, st, len(pt.gws), r.LastSteady())
 		}
 		if n == sz.ChurnServices {
-			out.Churn = e.churn(p, pt)
+			out.Churn = e.churn(p, pt, r.LastSteady())
 		}
 		r.PeakGoroutines, _ = p.peaks()
 		p.stop()

@@ -261,3 +261,21 @@ func TestGathered(t *testing.T) {
 		t.Errorf("readBound = %v, want 1s (160 × 100 ms over 2 DCs × 8 in flight)", d)
 	}
 }
+
+func TestQuietWait(t *testing.T) {
+	const period = 5 * time.Minute
+	at := func(into time.Duration) time.Time { return time.Unix(0, 0).Add(1000*period + into) }
+	for _, tc := range []struct {
+		into, window, settle, want time.Duration
+	}{
+		{5 * time.Second, time.Minute, 20 * time.Second, 15 * time.Second},   // a cycle may still run
+		{100 * time.Second, time.Minute, 20 * time.Second, 0},                // fits
+		{260 * time.Second, time.Minute, 20 * time.Second, 60 * time.Second}, // the next grid point is too near
+		{240 * time.Second, time.Minute, 20 * time.Second, 0},                // ends exactly at it
+		{10 * time.Second, 4 * time.Minute, 2 * time.Minute, 0},              // cannot fit: no wait
+	} {
+		if got := quietWait(at(tc.into), period, tc.window, tc.settle); got != tc.want {
+			t.Errorf("%v into the period, window %v, settle %v: wait %v, want %v", tc.into, tc.window, tc.settle, got, tc.want)
+		}
+	}
+}
