@@ -45,6 +45,7 @@ func ScenarioLoad(e *Env, t *Table) []LoadPoint {
 	// The safety net: one full reconcile per schedule period (5 min by
 	// default), amortised over it.
 	afterShareWindow()
+	quietSlot(10*time.Second, 15*time.Second) // not with a scheduled run
 	e.Proxy.Reset()
 	syncUntilComplete(tb, ctrl, "gw-a")
 	safetyNet := perMin(float64(e.Proxy.Count(nil)), defaultPeriod)
