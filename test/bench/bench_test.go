@@ -179,7 +179,7 @@ func checkScale(t *testing.T, sz Sizes, r ScaleResults) {
 	}
 	for _, s := range r.Scale {
 		if s.Wall <= 0 || s.PublicCalls == 0 || s.Txns == 0 || s.PeakRSS <= 0 || s.PeakGoroutines <= 0 || s.Raw1 <= 0 || s.Raw4 <= 0 ||
-			s.LastSteady() <= 0 || s.Allocs <= 0 || s.CycleCalls == 0 || s.CycleBytes == 0 {
+			s.LastSteady() <= 0 || s.Allocs <= 0 || s.CycleCalls == 0 || s.CycleBytes == 0 || s.HeapInUse <= 0 {
 			t.Errorf("scenario 4: %+v has zero figures", s)
 		}
 		want := float64(s.Services * s.PerService * s.Gateways)

@@ -26,6 +26,9 @@ type ScaleResult struct {
 	// PeakRSS is the process's VmHWM after the initial mirror and the
 	// steady cycles; PeakGoroutines the highest go_goroutines sampled.
 	PeakRSS, PeakGoroutines float64
+	// HeapInUse is the process's heap in use after the steady rounds
+	// (go_memstats_heap_inuse_bytes): about what the model keeps live.
+	HeapInUse float64
 	// Steady full cycles (every gateway at once, as their schedules run
 	// them): the slowest gateway's cycle, per round; what the last round
 	// cost.
@@ -220,6 +223,7 @@ func (e *Env) steadyCycles(p *ctrlProc, pt *scalePoint, r *ScaleResult) {
 		r.CycleShared = sharedNote(e.Proxy.Count(isExecute), len(pt.gws), pt.n)
 		r.CycleExec = execsOf(before, after)
 		r.Mirrored = after.get("gwsync_mirrored_instances")
+		r.HeapInUse = after.get("go_memstats_heap_inuse_bytes")
 	}
 	r.PeakRSS = p.vmHWM()
 }
@@ -240,7 +244,8 @@ func scaleRows(t *Table, r ScaleResult) {
 	t.Add(Row{Scenario: "4", Measure: size + ": public calls / txns / ops written (initial mirror)", Gwsync: fmt.Sprintf("%d / %.0f / %.0f", r.PublicCalls, r.Txns, r.Ops),
 		Note: r.InitExec.String() + " (at most max_in_flight_per_dc at a time per DC)"})
 	t.Add(Row{Scenario: "4", Measure: size + ": controller peak RSS / bytes per mirrored instance", Gwsync: fmtMiB(r.PeakRSS) + " / " + fmtBytes(r.BytesPerInstance()),
-		Note: fmt.Sprintf("VmHWM over %.0f instances (all gateways); peak goroutines %s; target ≤ 2 KiB per instance at 10k × 10 × 4", r.Mirrored, fmtF(r.PeakGoroutines))})
+		Note: fmt.Sprintf("VmHWM over %.0f instances (all gateways); heap in use after the steady rounds %s (%s per instance); peak goroutines %s; target ≤ 2 KiB per instance at 10k × 10 × 4",
+			r.Mirrored, fmtMiB(r.HeapInUse), fmtBytes(r.HeapInUse/r.Mirrored), fmtF(r.PeakGoroutines))})
 	steady := make([]string, len(r.Steady))
 	for i, d := range r.Steady {
 		steady[i] = fmtDur(d)
