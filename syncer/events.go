@@ -59,6 +59,10 @@ func (c *Controller) HandleEvent(ev watch.Event) {
 		return
 	}
 	c.metrics.EventsReceived.WithLabelValues(ev.DC).Inc()
+	latest := ev.Latest // an answer newer than every change ev carries
+	if latest.Before(ev.At) {
+		latest = ev.At
+	}
 	if ev.Resync {
 		c.events.baseline(ev.DC)
 		c.shared.Answered(ev.DC)
@@ -71,7 +75,7 @@ func (c *Controller) HandleEvent(ev watch.Event) {
 		if ev.Resync {
 			// Events may have been missed before ev.At: a full reconcile
 			// that started after it covers them; else one runs now.
-			if g.dependsOn(ev.DC) && !g.fullCovers(ev.At) {
+			if g.dependsOn(ev.DC) && !g.fullCovers(latest) {
 				g.log.Info("public change feed resynchronised: full reconcile", "dc", ev.DC)
 				g.requestFull()
 			}
@@ -84,7 +88,7 @@ func (c *Controller) HandleEvent(ev watch.Event) {
 			}
 		}
 		if len(affected) > 0 {
-			c.events.add(name, affected, ev.At, c.metrics)
+			c.events.add(name, affected, change{at: ev.At, minAt: latest}, c.metrics)
 		}
 	}
 }
@@ -131,11 +135,11 @@ func (c *Controller) waitBaseline(ctx context.Context) {
 	}
 }
 
-func (e *events) add(gateway string, services []string, at time.Time, m *Metrics) {
+func (e *events) add(gateway string, services []string, c change, m *Metrics) {
 	e.mu.Lock()
 	p := e.pending[gateway]
 	for _, s := range services {
-		if merge(p, s, change{at: at, minAt: at}) {
+		if merge(p, s, c) {
 			m.EventsCoalesced.WithLabelValues(gateway).Inc()
 		}
 	}

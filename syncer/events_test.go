@@ -351,3 +351,34 @@ func TestController_EventRetryReadsAgain(t *testing.T) {
 		return nil
 	})
 }
+
+// A coalesced event's round asks for an answer newer than its latest
+// change, not its earliest: an answer that started in between may predate
+// the later change (TestEvents_RandomChurn lost a deregistration merged
+// into an earlier event this way).
+func TestController_CoalescedEventReadsAfterLatestChange(t *testing.T) {
+	det := &fakeDetector{usable: map[string]int{}}
+	e := newEnv(t, func(c *config.Config) { c.Query.ShareWindow = time.Minute })
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
+	e.restart(det)
+	e.full()
+	first := e.clock.Now() // a first change seen
+	// An answer read after it (another gateway's round), before a second
+	// change the detector merged into the same event.
+	if _, err := e.ctl.shared.Execute(e.ctx(), "dc1", "web", first); err != nil {
+		t.Fatal(err)
+	}
+	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
+	latest := e.clock.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); e.ctl.eventLoop(ctx, e.gw) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Services: []string{"web"}, At: first, Latest: latest})
+	harness.Eventually(t, 10*time.Second, func() error {
+		if got := e.st.held("web"); !slices.Equal(got, []string{mn("dc1", "n1") + "/web-1:81"}) {
+			return fmt.Errorf("mirror holds %q", got)
+		}
+		return nil
+	})
+}

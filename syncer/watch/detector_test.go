@@ -262,6 +262,11 @@ func TestDetector_SlowSinkCoalesces(t *testing.T) {
 	if want := time.Unix(1002, 0); !e.At.Equal(want) {
 		t.Errorf("coalesced event At = %s, want the earliest detection's %s", e.At, want)
 	}
+	// An answer must reflect every merged change: one that started between
+	// the earliest and the latest detection may predate the later ones.
+	if want := time.Unix(1004, 0); !e.Latest.Equal(want) {
+		t.Errorf("coalesced event Latest = %s, want the latest detection's %s", e.Latest, want)
+	}
 }
 
 func TestDetector_DatacenterSetChanges(t *testing.T) {

@@ -18,14 +18,20 @@ type Event struct {
 	// after an error, an index that went backwards, the datacenter left the
 	// federation). Reconcile everything that depends on DC.
 	Resync bool
-	// At is when the detector saw the earliest change the event carries.
+	// At is when the detector saw the earliest change the event carries
+	// (latencies are measured from it).
 	At time.Time
+	// Latest is when it saw the latest one: an answer that started after
+	// Latest reflects every change the event carries (one that started
+	// between At and Latest may predate some of them).
+	Latest time.Time
 }
 
 // queue holds the events the consumer has not taken yet, one per
 // datacenter. Loops add to it without ever waiting for the consumer: a
 // detection for a datacenter that already has a pending event is merged
-// into it (services united, Resync or-ed, the earliest At kept). Nothing is
+// into it (services united, Resync or-ed, the earliest At and the latest
+// Latest kept). Nothing is
 // dropped, and what is pending is bounded by the datacenters' catalogs.
 type queue struct {
 	mu      sync.Mutex
@@ -51,9 +57,12 @@ func (q *queue) add(dc string, services []string, resync bool, at time.Time) {
 		if at.Before(e.At) {
 			e.At = at
 		}
+		if at.After(e.Latest) {
+			e.Latest = at
+		}
 		q.m.coalesced.WithLabelValues(dc).Inc()
 	} else {
-		q.pending[dc] = &Event{DC: dc, Services: slices.Clone(services), Resync: resync, At: at}
+		q.pending[dc] = &Event{DC: dc, Services: slices.Clone(services), Resync: resync, At: at, Latest: at}
 		q.order = append(q.order, dc)
 	}
 	q.mu.Unlock()
