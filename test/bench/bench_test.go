@@ -189,6 +189,9 @@ func checkScale(t *testing.T, sz Sizes, r ScaleResults) {
 		if s.SteadyOps != 0 {
 			t.Errorf("scenario 4: %v catalog ops written in a steady cycle, want 0", s.SteadyOps)
 		}
+		if s.Overlaps != 0 {
+			t.Errorf("scenario 4: another full reconcile ran into %d measured steady rounds", s.Overlaps)
+		}
 	}
 	if len(r.Steady) != len(sz.SteadyLoadServices) {
 		t.Fatalf("scenario 7: %d points, want %d", len(r.Steady), len(sz.SteadyLoadServices))

@@ -95,7 +95,7 @@ func (e *Env) churn(p *ctrlProc, pt *scalePoint, cycle time.Duration) *ChurnResu
 	for _, s := range pt.cat.services {
 		c.passing[s] = slices.Repeat([]bool{true}, pt.cat.perService)
 	}
-	quietSlot(sz.ChurnFor+churnQuiesce, cycle+cycle/2+10*time.Second)
+	e.settle(sz.ChurnFor+churnQuiesce, cycle)
 	before, err := p.scrape()
 	if err != nil {
 		tb.Fatalf("bench: scrape: %v", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/gateway"
 	"github.com/gwsync/gwsync/test/bench/chartspec"
+	"github.com/gwsync/gwsync/test/harness"
 )
 
 // LoadPoint is scenario 1 at one gateway node count.
@@ -44,8 +45,7 @@ func ScenarioLoad(e *Env, t *Table) []LoadPoint {
 	defer ctrl.stop()
 	// The safety net: one full reconcile per schedule period (5 min by
 	// default), amortised over it.
-	afterShareWindow()
-	quietSlot(10*time.Second, 15*time.Second) // not with a scheduled run
+	e.settle(10*time.Second, 5*time.Second)
 	e.Proxy.Reset()
 	syncUntilComplete(tb, ctrl, "gw-a")
 	safetyNet := perMin(float64(e.Proxy.Count(nil)), defaultPeriod)
@@ -64,7 +64,7 @@ func ScenarioLoad(e *Env, t *Table) []LoadPoint {
 		for _, r := range rs {
 			waitLocal(tb, r)
 		}
-		quietSlot(sz.LoadWindow, 15*time.Second) // a cycle of these few services ends in seconds
+		e.settle(sz.LoadWindow, 5*time.Second) // a cycle of these few services ends in seconds
 		e.Proxy.Reset()
 		before := gathered(tb, ctrl.reg)
 		p.Lookups, p.Failed, p.Local = lookupLoop(rs, e.Base.services, sz.LookupPeriod, sz.LoadWindow)
@@ -116,11 +116,43 @@ func quietWait(now time.Time, period, window, settle time.Duration) time.Duratio
 	}
 }
 
-// afterShareWindow waits until answers read by a cycle that just ended
-// are no longer shared (query.share_window, 2 s by default), so the next
-// cycle measured reads the public side as a scheduled one minutes later
-// would. It waits on a time-based cache; it synchronises nothing.
-func afterShareWindow() { <-time.After(config.DefaultShareWindow + 500*time.Millisecond) }
+// publicQuiet is how long the public side must see no request but
+// blocking reads for waitPublicIdle: longer than the share window, and
+// far longer than the gap between two executions of a running cycle.
+const publicQuiet = config.DefaultShareWindow + time.Second
+
+// waitPublicIdle waits until the proxy has seen nothing but blocking reads
+// for publicQuiet: no full reconcile runs (a cycle reads continuously).
+// After an initial mirror the controller may run a second full reconcile
+// on its own (the change feed's first list of a DC came after the first
+// one started); measurements wait for it.
+func (e *Env) waitPublicIdle(timeout time.Duration) {
+	e.TB.Helper()
+	last, since := -1, time.Now()
+	harness.Eventually(e.TB, timeout, func() error {
+		if n := e.Proxy.Count(func(r harness.Request) bool { return !isBlocking(r) }); n != last {
+			last, since = n, time.Now()
+		}
+		if q := time.Since(since); q < publicQuiet {
+			return fmt.Errorf("public requests %s ago", q.Round(time.Millisecond))
+		}
+		return nil
+	})
+}
+
+// settle waits until no full reconcile runs and a window of the given
+// length fits before the next safety-net run (see quietSlot); cycle is
+// how long a full reconcile takes.
+func (e *Env) settle(window, cycle time.Duration) {
+	e.TB.Helper()
+	for range 3 {
+		quietSlot(window, cycle+cycle/2+10*time.Second)
+		e.waitPublicIdle(cycle*3 + time.Minute)
+		if quietWait(time.Now(), defaultPeriod, window, 0) == 0 {
+			return
+		}
+	}
+}
 
 func loadRows(e *Env, t *Table, points []LoadPoint, safetyNet float64) {
 	sz := e.Sizes

@@ -158,6 +158,16 @@ func (e *Env) newScalePoint(n int) *scalePoint {
 	return pt
 }
 
+// sourceDCs is how many source DCs the gateways use: a full round makes
+// one execution per service in each (shared by the gateways on it).
+func (pt *scalePoint) sourceDCs() int {
+	dcs := map[string]bool{}
+	for _, g := range pt.gws {
+		dcs[g.dc] = true
+	}
+	return len(dcs)
+}
+
 // startClusters starts every gateway's dedicated cluster.
 func (pt *scalePoint) startClusters(tb testing.TB) {
 	for i := range pt.gws {
@@ -187,8 +197,7 @@ func (e *Env) steadyCycles(p *ctrlProc, pt *scalePoint, r *ScaleResult) {
 	tb := e.TB
 	est := r.Wall / 2 // a steady cycle writes nothing: shorter than the initial mirror
 	for range steadyRounds {
-		afterShareWindow()
-		quietSlot(est+est/2, est+10*time.Second) // not with a scheduled safety-net run
+		e.settle(est+est/2, est) // no full reconcile running, none scheduled during the round
 		before, err := p.scrape()
 		if err != nil {
 			tb.Fatalf("bench: scrape: %v", err)
@@ -209,7 +218,7 @@ func (e *Env) steadyCycles(p *ctrlProc, pt *scalePoint, r *ScaleResult) {
 		}
 		r.Steady = append(r.Steady, slowest)
 		est = slowest
-		if delta(before, after, "gwsync_sync_duration_seconds_count", `scope="full"`) > float64(len(pt.gws)) {
+		if delta(before, after, "gwsync_sync_duration_seconds_count", `scope="full"`) > float64(len(pt.gws)) || e.Proxy.Count(isExecute) > pt.sourceDCs()*pt.n+pt.n/10 {
 			r.Overlaps++
 		}
 		r.SteadyOps, r.SteadyKV = 0, delta(before, after, "gwsync_dedicated_writes_total", `op="kv_set"`)

@@ -43,7 +43,7 @@ func (s SteadyLoad) EvBytesPerMin() float64 {
 // safety net (whose cost is counted apart, per period); cycle is how long
 // its full cycle takes.
 func (e *Env) steadyEvents(p *ctrlProc, s *SteadyLoad, gateways int, cycle time.Duration) {
-	quietSlot(s.Window, cycle+cycle/2+10*time.Second)
+	e.settle(s.Window, cycle)
 	before, err := p.scrape()
 	if err != nil {
 		e.TB.Fatalf("bench: scrape: %v", err)
