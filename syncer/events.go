@@ -63,6 +63,13 @@ func (c *Controller) HandleEvent(ev watch.Event) {
 	if latest.Before(ev.At) {
 		latest = ev.At
 	}
+	if latest.IsZero() { // a detector that sets no times: seen now
+		latest = c.now()
+	}
+	at := ev.At // latencies are measured from the earliest change
+	if at.IsZero() {
+		at = latest
+	}
 	if ev.Resync {
 		c.events.baseline(ev.DC)
 		c.shared.Answered(ev.DC)
@@ -73,11 +80,12 @@ func (c *Controller) HandleEvent(ev watch.Event) {
 			continue
 		}
 		if ev.Resync {
-			// Events may have been missed before ev.At: a full reconcile
-			// that started after it covers them; else one runs now.
+			// Events may have been missed up to latest: a full reconcile
+			// that reads only answers newer than it covers them; else one
+			// that does runs now.
 			if g.dependsOn(ev.DC) && !g.fullCovers(latest) {
 				g.log.Info("public change feed resynchronised: full reconcile", "dc", ev.DC)
-				g.requestFull()
+				g.requestFullAfter(latest)
 			}
 			continue
 		}
@@ -88,7 +96,7 @@ func (c *Controller) HandleEvent(ev watch.Event) {
 			}
 		}
 		if len(affected) > 0 {
-			c.events.add(name, affected, change{at: ev.At, minAt: latest}, c.metrics)
+			c.events.add(name, affected, change{at: at, minAt: latest}, c.metrics)
 		}
 	}
 }
@@ -298,7 +306,7 @@ func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
 		}
 		if err != nil {
 			g.log.Warn("event-driven reconcile failed; a full reconcile follows", "services", len(names), "error", err)
-			g.requestFull()
+			g.requestFullAfter(minAt)
 			continue
 		}
 		now := c.now()

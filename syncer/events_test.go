@@ -382,3 +382,65 @@ func TestController_CoalescedEventReadsAfterLatestChange(t *testing.T) {
 		return nil
 	})
 }
+
+// The full reconcile a resync asks for reads answers newer than the
+// resync's latest change: before, it could reuse an answer another
+// gateway had read within the share window before the change, and the
+// services the resync carried waited for the next scheduled full
+// reconcile (found by the review).
+func TestController_ResyncFullReadsAfterLatestChange(t *testing.T) {
+	det := &fakeDetector{usable: map[string]int{}}
+	e := newEnv(t, func(c *config.Config) { c.Query.ShareWindow = time.Minute })
+	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
+	e.restart(det)
+	e.full()
+	// Another gateway on dc1 reads web just before the change.
+	if _, err := e.ctl.shared.Execute(e.ctx(), "dc1", "web", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
+	now := e.clock.Now()
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Resync: true, Services: []string{"web"}, At: now, Latest: now})
+	if len(e.gw.kick) != 1 {
+		t.Fatal("a resync did not ask for a full reconcile")
+	}
+	<-e.gw.kick
+	e.full()
+	wantHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:81")
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Resync: true, At: now, Latest: now})
+	if len(e.gw.kick) != 0 {
+		t.Error("the full reconcile the resync asked for does not cover it")
+	}
+}
+
+// A resync whose earliest change a full reconcile covers, but not its
+// latest, asks for another.
+func TestController_ResyncCoveredUpToItsLatestChange(t *testing.T) {
+	det := &fakeDetector{usable: map[string]int{}}
+	e := newEnv(t, func(c *config.Config) { c.Query.ShareWindow = time.Minute })
+	e.restart(det)
+	at := e.clock.Now()
+	e.clock.Advance(2 * time.Minute)
+	latest := e.clock.Now()
+	e.full() // may use answers from latest-1m on: after at, not after latest
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Resync: true, At: at, Latest: latest})
+	if len(e.gw.kick) != 1 {
+		t.Error("a resync whose latest change the full reconcile does not cover asked for none")
+	}
+}
+
+// An event without times (a detector that sets none) is taken as seen
+// now: its round does not accept older answers and its latency is not
+// measured from the zero time.
+func TestController_EventWithoutTimes(t *testing.T) {
+	det := &fakeDetector{usable: map[string]int{}}
+	e := newEnv(t, func(c *config.Config) { c.Query.ShareWindow = time.Minute })
+	e.restart(det)
+	e.ctl.HandleEvent(watch.Event{DC: "dc1", Services: []string{"web"}})
+	e.ctl.events.mu.Lock()
+	ch := e.ctl.events.pending[e.gw.cfg.Name]["web"]
+	e.ctl.events.mu.Unlock()
+	if ch.at.IsZero() || ch.minAt.IsZero() {
+		t.Errorf("change without times queued as %+v", ch)
+	}
+}

@@ -73,6 +73,9 @@ type gatewaySyncer struct {
 	// fullMinAt: every answer the running or last full reconcile uses
 	// started at or after it.
 	fullMinAt time.Time
+	// fullFloor: the next full reconciles use only answers that started
+	// at or after it (requestFullAfter: changes they must cover).
+	fullFloor time.Time
 	// ownedSince: when this replica took the gateway's lease (zero
 	// without HA). Changes before it were this replica's to ignore.
 	ownedSince time.Time
@@ -322,6 +325,16 @@ func (g *gatewaySyncer) logOnce(key, value, msg string, args ...any) {
 	default:
 		g.log.Debug(msg, args...)
 	}
+}
+
+// requestFullAfter asks for a full reconcile soon that covers changes
+// made up to t: it uses only answers that started after t, not the ones
+// its share window would let it reuse.
+func (g *gatewaySyncer) requestFullAfter(t time.Time) {
+	g.mu.Lock()
+	g.fullFloor = maxTime(g.fullFloor, t.Add(time.Nanosecond))
+	g.mu.Unlock()
+	g.requestFull()
 }
 
 // requestFull asks for a full reconcile soon.

@@ -89,6 +89,9 @@ func (g *gatewaySyncer) syncFull(ctx context.Context, req Request) (Result, erro
 	// A new owner ignored the change events before it took the lease (and
 	// the old owner dropped those it had queued): its reads start fresh.
 	run.minAt = maxTime(run.minAt, g.ownedSince)
+	// A change feed resync or a failed event round asked for a full
+	// reconcile that covers its changes.
+	run.minAt = maxTime(run.minAt, g.fullFloor)
 	if !req.DryRun {
 		g.fullMinAt = run.minAt
 	}
