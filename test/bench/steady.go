@@ -44,19 +44,8 @@ func (s SteadyLoad) EvBytesPerMin() float64 {
 // its full cycle takes.
 func (e *Env) steadyEvents(p *ctrlProc, s *SteadyLoad, gateways int, cycle time.Duration) {
 	e.settle(s.Window, cycle)
-	before, err := p.scrape()
-	if err != nil {
-		e.TB.Fatalf("bench: scrape: %v", err)
-	}
-	e.Proxy.Reset()
-	e.Meter.Reset()
-	<-time.After(s.Window) // the measured window, not a synchronisation
-	up, down := e.Meter.Bytes()
-	s.EvCalls, s.EvBlocking, s.EvBytes = float64(e.Proxy.Count(nil)), float64(e.Proxy.Count(isBlocking)), float64(up+down)
-	after, err := p.scrape()
-	if err != nil {
-		e.TB.Fatalf("bench: scrape: %v", err)
-	}
+	var before, after metrics
+	s.EvCalls, s.EvBlocking, s.EvBytes, before, after = e.publicTraffic(p, s.Window)
 	s.EvCycles = delta(before, after, "gwsync_sync_duration_seconds_count", `scope="full"`) / float64(gateways)
 	s.EvResyncs = delta(before, after, "gwsync_watch_events_total", `kind="resync"`)
 }
@@ -70,20 +59,28 @@ func (e *Env) steadyOld(pt *scalePoint, s *SteadyLoad) {
 	p := startCtrl(e.TB, conf)
 	defer p.stop()
 	p.waitSynced(pt.gws, 15*time.Minute)
+	var before, after metrics
+	s.OldCalls, s.OldBlocking, s.OldBytes, before, after = e.publicTraffic(p, s.Window)
+	s.OldCycles = delta(before, after, "gwsync_sync_duration_seconds_count", `scope="full"`) / float64(len(pt.gws))
+}
+
+// publicTraffic counts the public requests (all, blocking) and bytes
+// (both ways) over one window, with the controller's metrics scraped
+// before and after it.
+func (e *Env) publicTraffic(p *ctrlProc, window time.Duration) (calls, blocking, bytes float64, before, after metrics) {
 	before, err := p.scrape()
 	if err != nil {
 		e.TB.Fatalf("bench: scrape: %v", err)
 	}
 	e.Proxy.Reset()
 	e.Meter.Reset()
-	<-time.After(s.Window) // the measured window, not a synchronisation
+	<-time.After(window) // the measured window, not a synchronisation
 	up, down := e.Meter.Bytes()
-	s.OldCalls, s.OldBlocking, s.OldBytes = float64(e.Proxy.Count(nil)), float64(e.Proxy.Count(isBlocking)), float64(up+down)
-	after, err := p.scrape()
-	if err != nil {
+	calls, blocking, bytes = float64(e.Proxy.Count(nil)), float64(e.Proxy.Count(isBlocking)), float64(up+down)
+	if after, err = p.scrape(); err != nil {
 		e.TB.Fatalf("bench: scrape: %v", err)
 	}
-	s.OldCycles = delta(before, after, "gwsync_sync_duration_seconds_count", `scope="full"`) / float64(len(pt.gws))
+	return calls, blocking, bytes, before, after
 }
 
 func steadyRows(e *Env, t *Table, ss []SteadyLoad) {
