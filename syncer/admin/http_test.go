@@ -372,3 +372,21 @@ type readerConn struct {
 }
 
 func (c *readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// TestServer_Pprof: Go's profiles are served under /debug/pprof/, guarded
+// like resync (the admin token), so a slow cycle can be profiled in
+// production; without the token they are refused.
+func TestServer_Pprof(t *testing.T) {
+	const tok = "t0ken"
+	base := fakeServer(t, admintest.NewFake("gw1"), func(o *admin.Options) { o.Token = tok })
+	auth := map[string]string{"Authorization": "Bearer " + tok}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1", "/debug/pprof/profile?seconds=1"} {
+		code, _, b := send(t, base, request{method: "GET", path: path, header: auth})
+		if code != http.StatusOK || len(b) == 0 {
+			t.Errorf("GET %s with the token: %d, %d bytes", path, code, len(b))
+		}
+		if code, _, _ := send(t, base, request{method: "GET", path: path}); code != http.StatusUnauthorized {
+			t.Errorf("GET %s without the token: %d, want 401", path, code)
+		}
+	}
+}

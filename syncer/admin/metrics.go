@@ -20,6 +20,7 @@ const (
 	epResyncGet   = "resync_get"
 	epResyncList  = "resync_list"
 	epDiff        = "diff"
+	epPprof       = "pprof"
 	epUnmatched   = "other"
 	codeClassNone = "0"
 )
@@ -38,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	name := func(n string) string { return prometheus.BuildFQName("gwsync", "admin", n) }
 	return &metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{Name: name("requests_total"),
-			Help: "Admin API requests by endpoint (metrics|healthz|readyz|status|resync|resync_get|resync_list|diff|other) and HTTP status code."},
+			Help: "Admin API requests by endpoint (metrics|healthz|readyz|status|resync|resync_get|resync_list|diff|pprof|other) and HTTP status code."},
 			[]string{"endpoint", "code"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{Name: name("request_duration_seconds"),
 			Help:    "Admin API request duration by endpoint (a diff runs a dry-run reconcile: seconds, not milliseconds).",

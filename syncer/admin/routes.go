@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -43,6 +44,13 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/v1/resync", endpoint: epResyncList, access: guarded, handler: s.resyncList},
 		{method: "GET", path: "/v1/resync/{id}", endpoint: epResyncGet, access: guarded, handler: s.resyncGet},
 		{method: "GET", path: "/v1/diff", endpoint: epDiff, access: guarded, handler: s.diff},
+		// Go's profiles (index, named profiles, CPU profile, trace),
+		// guarded: they show the process's memory and cost CPU.
+		{method: "GET", path: "/debug/pprof/", endpoint: epPprof, access: guarded, handler: pprof.Index},
+		{method: "GET", path: "/debug/pprof/cmdline", endpoint: epPprof, access: guarded, handler: pprof.Cmdline},
+		{method: "GET", path: "/debug/pprof/profile", endpoint: epPprof, access: guarded, handler: pprof.Profile},
+		{method: "GET", path: "/debug/pprof/symbol", endpoint: epPprof, access: guarded, handler: pprof.Symbol},
+		{method: "GET", path: "/debug/pprof/trace", endpoint: epPprof, access: guarded, handler: pprof.Trace},
 	}
 }
 
