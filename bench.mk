@@ -10,12 +10,16 @@
 # BENCH_SCALE lists scenario 4's catalog sizes (BENCH_SCALE=1000 for a
 # quick run: scenarios 7 and 8 then run at 1000 services only);
 # BENCH_REMARK adds a sentence to the document's header; BENCH_TAKEOVER=0
-# leaves out the takeover benchmark (scenario 9, about 7 minutes).
+# leaves out the takeover benchmark (scenario 9, about 7 minutes);
+# BENCH_PROFILE=dir writes CPU profiles of the controller during scenario
+# 4 there (initial-<n>.pprof: the initial mirror's first 60 s;
+# steady-<n>.pprof: the last steady round), for `go tool pprof`.
 BENCH_LOAD_WINDOW ?= 20s
 BENCH_WINDOW      ?= 60s
 BENCH_SCALE       ?= 1000,5000,10000
 BENCH_REMARK      ?=
 BENCH_TAKEOVER    ?= 1
+BENCH_PROFILE     ?=
 BENCH_OUT         ?= $(CURDIR)/docs/benchmarks.md
 BENCH_CHARTS      := $(BIN)/bench-charts.json
 ifeq ($(BENCH_TAKEOVER),1)
@@ -36,7 +40,7 @@ endif
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkGwsync$$' -timeout 90m ./test/bench/ \
 		-args -bench.out=$(BENCH_OUT) -bench.charts=$(BENCH_CHARTS) -bench.gateway=$(BIN)/bench-gateway.txt \
 		-bench.load-window=$(BENCH_LOAD_WINDOW) -bench.window=$(BENCH_WINDOW) -bench.scale=$(BENCH_SCALE) \
-		-bench.takeover=$(BENCH_TAKEOVER_OUT) -bench.remark="$(BENCH_REMARK)"
+		-bench.takeover=$(BENCH_TAKEOVER_OUT) -bench.remark="$(BENCH_REMARK)" -bench.profile="$(BENCH_PROFILE)"
 	cd test/bench/charts && $(GO) run -mod=mod . -in $(BENCH_CHARTS) -out $(dir $(BENCH_OUT))
 
 # The chart renderer's own tests (its module is outside `go test ./...`);

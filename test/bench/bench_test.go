@@ -20,6 +20,8 @@ var (
 	window       = flag.Duration("bench.window", time.Minute, "BenchmarkGwsync: the issues' measuring windows (scenarios 5, 7, 8)")
 	scale        = flag.String("bench.scale", "1000,5000,10000", "BenchmarkGwsync: scenario 4's catalog sizes (services, comma-separated)")
 	takeover     = flag.String("bench.takeover", "", "BenchmarkGwsync: BenchmarkTakeover's output to include (scenario 9)")
+	profileDir   = flag.String("bench.profile", "", "BenchmarkGwsync: write CPU profiles of the controller during scenario 4 to this directory")
+	profileSecs  = flag.Int("bench.profile-seconds", 60, "BenchmarkGwsync: how long the initial mirror's CPU profile runs")
 	remark       = flag.String("bench.remark", "", "BenchmarkGwsync: a sentence for the document's header (how the machine was used, ...)")
 )
 
@@ -34,6 +36,7 @@ func BenchmarkGwsync(b *testing.B) {
 	}
 	sz := Full(*loadWindow, *window, sc)
 	sz.Name = fmt.Sprintf("full sizes: scale points %v, windows %s (scenario 1) and %s", sc, *loadWindow, *window)
+	sz.ProfileDir, sz.ProfileSeconds = *profileDir, *profileSecs
 	tbl, charts, _ := Run(b, sz, Inputs{GatewayBench: *gatewayBench, Takeover: *takeover})
 	tbl.Remark = *remark
 	md := tbl.Markdown(charts.All())

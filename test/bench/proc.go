@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -214,6 +215,37 @@ func (p *ctrlProc) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// profile starts a CPU profile of the controller for seconds and writes
+// it to dir/name.pprof; the returned func waits for it. Nothing when dir
+// is empty. A failed profile is logged, not fatal: it is a diagnostic.
+func (p *ctrlProc) profile(dir, name string, seconds int) (wait func()) {
+	if dir == "" || seconds <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: time.Duration(seconds+30) * time.Second}
+		resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.addr, seconds))
+		if err != nil {
+			p.tb.Logf("bench: profile %s: %v", name, err)
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", resp.Status, b)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644)
+		}
+		if err != nil {
+			p.tb.Logf("bench: profile %s: %v", name, err)
+		}
+	}()
+	return func() { <-done }
 }
 
 var scrapeClient = &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}

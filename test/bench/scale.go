@@ -182,8 +182,10 @@ func (e *Env) initialMirror(pt *scalePoint, r *ScaleResult) *ctrlProc {
 	e.Proxy.Reset()
 	start := time.Now()
 	p := startCtrl(e.TB, pt.conf)
+	profiled := p.profile(e.Sizes.ProfileDir, fmt.Sprintf("initial-%d", pt.n), e.Sizes.ProfileSeconds)
 	m := p.waitSynced(pt.gws, 30*time.Minute)
 	r.Wall = time.Since(start)
+	defer profiled()
 	r.PublicCalls = e.Proxy.Count(nil)
 	r.Txns = m.get("gwsync_dedicated_txns_total", `result="ok"`)
 	r.Ops = m.get("gwsync_dedicated_writes_total")
@@ -196,7 +198,7 @@ func (e *Env) initialMirror(pt *scalePoint, r *ScaleResult) *ctrlProc {
 func (e *Env) steadyCycles(p *ctrlProc, pt *scalePoint, r *ScaleResult) {
 	tb := e.TB
 	est := r.Wall / 2 // a steady cycle writes nothing: shorter than the initial mirror
-	for range steadyRounds {
+	for round := range steadyRounds {
 		e.settle(est+est/2, est) // no full reconcile running, none scheduled during the round
 		before, err := p.scrape()
 		if err != nil {
@@ -204,7 +206,12 @@ func (e *Env) steadyCycles(p *ctrlProc, pt *scalePoint, r *ScaleResult) {
 		}
 		e.Proxy.Reset()
 		e.Meter.Reset()
+		profiled := func() {}
+		if round == steadyRounds-1 {
+			profiled = p.profile(e.Sizes.ProfileDir, fmt.Sprintf("steady-%d", pt.n), int(est.Seconds())+1)
+		}
 		p.resync(pt.gws, 30*time.Minute)
+		profiled()
 		after, err := p.scrape()
 		if err != nil {
 			tb.Fatalf("bench: scrape: %v", err)

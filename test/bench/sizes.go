@@ -36,6 +36,12 @@ type Sizes struct {
 	ChangeWorkers int
 	ChangePause   time.Duration
 
+	// ProfileDir: when set, scenario 4 writes CPU profiles of the
+	// controller there (pprof format): its initial mirror's first
+	// ProfileSeconds and its last steady round, per scale point.
+	ProfileDir     string
+	ProfileSeconds int
+
 	// Scenario 4 (and 7, 8 on the same catalogs): services ×
 	// ScaleInstances per point, mirrored for ScaleGateways gateways (half
 	// on dc1, half on dc2); raw txn throughput is measured for RawWindow.
