@@ -211,7 +211,7 @@ func (g *gatewaySyncer) holding(model *State, names []string) []string {
 	defer g.modelMu.RUnlock()
 	var out []string
 	for _, n := range names {
-		if len(model.byName[n]) > 0 {
+		if model.Has(n) {
 			out = append(out, n)
 		}
 	}

@@ -233,8 +233,12 @@ func printNotes(w io.Writer, indent string, kept map[string]string, problems, er
 	}
 }
 
+// flat puts s on one line, runs of white space as one space.
+func flat(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// oneLine is s flat, cut to maxLen runes.
 func oneLine(s string, maxLen int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = flat(s)
 	if r := []rune(s); len(r) > maxLen {
 		return string(r[:maxLen-1]) + "…"
 	}

@@ -100,7 +100,7 @@ func printGateways(w io.Writer, gws []admin.GatewayStatus, now time.Time) {
 	}
 	for _, g := range gws {
 		if g.Owned && cut(g.LastError) {
-			fmt.Fprintf(w, "%s last error: %s\n", g.Name, oneLine(g.LastError, len(g.LastError)))
+			fmt.Fprintf(w, "%s last error: %s\n", g.Name, flat(g.LastError))
 		}
 	}
 	for _, g := range gws {
@@ -150,7 +150,7 @@ func printDCs(w io.Writer, dcs []admin.DCHealth, now time.Time) {
 	_ = tw.Flush()
 	for _, d := range dcs {
 		if cut(d.LastError) {
-			fmt.Fprintf(w, "%s last error: %s\n", d.Datacenter, oneLine(d.LastError, len(d.LastError)))
+			fmt.Fprintf(w, "%s last error: %s\n", d.Datacenter, flat(d.LastError))
 		}
 	}
 }
@@ -161,7 +161,7 @@ func printDCs(w io.Writer, dcs []admin.DCHealth, now time.Time) {
 const errCell = 80
 
 // cut reports whether err does not fit a LAST ERROR cell.
-func cut(err string) bool { return oneLine(err, errCell) != oneLine(err, len(err)) }
+func cut(err string) bool { return len([]rune(flat(err))) > errCell }
 
 // describeEvents summarises a DC's change-feed loops: "watching" when all
 // are, else each loop's state.

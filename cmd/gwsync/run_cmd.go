@@ -63,7 +63,7 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 		log.Error("cannot start", "error", err)
 		return 2
 	}
-	if h, _, err := net.SplitHostPort(adv); err == nil && (h == "" || net.ParseIP(h) != nil && net.ParseIP(h).IsUnspecified()) {
+	if h, _, err := net.SplitHostPort(adv); err == nil && (h == "" || net.ParseIP(h).IsUnspecified()) {
 		log.Warn("the advertised admin address is a wildcard: other replicas cannot forward requests for the gateways this one owns (set -advertise or $"+envAdvertise+")", "advertise", adv)
 	}
 	log = log.With("replica", id)
