@@ -311,8 +311,12 @@ func (c *Controller) eventLoop(ctx context.Context, g *gatewaySyncer) {
 		}
 		now := c.now()
 		retry.after(res.unread, pending, now)
+		unread := make(map[string]bool, len(res.unread))
+		for _, name := range res.unread {
+			unread[name] = true
+		}
 		for name, ch := range pending {
-			if !slices.Contains(res.unread, name) {
+			if !unread[name] {
 				c.metrics.EventLatency.WithLabelValues(g.cfg.Name).Observe(now.Sub(ch.at).Seconds())
 			}
 		}
