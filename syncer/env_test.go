@@ -16,6 +16,7 @@ import (
 
 	"github.com/gwsync/gwsync/config"
 	"github.com/gwsync/gwsync/mirror"
+	"github.com/gwsync/gwsync/test/harness"
 )
 
 // fakeClock moves forward by step on every reading, so every answer's
@@ -269,6 +270,28 @@ func wantHeld(t *testing.T, s *fakeStore, service string, want ...string) {
 	if got := s.held(service); !slices.Equal(got, want) {
 		t.Errorf("store holds %s = %q, want %q", service, got, want)
 	}
+}
+
+// waitHeld waits until the store holds exactly want for service.
+func waitHeld(t *testing.T, s *fakeStore, service string, want ...string) {
+	t.Helper()
+	harness.Eventually(t, 10*time.Second, func() error {
+		if got := s.held(service); !slices.Equal(got, want) {
+			return fmt.Errorf("store holds %s = %q, want %q", service, got, want)
+		}
+		return nil
+	})
+}
+
+// runEvents runs the gateway's event worker until the test ends, or
+// until stop (which waits for it to return) is called.
+func (e *env) runEvents() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); e.ctl.eventLoop(ctx, e.gw) }()
+	stop = func() { cancel(); <-stopped }
+	e.t.Cleanup(stop)
+	return stop
 }
 
 func wantKept(t *testing.T, res Result, want map[string]string) {

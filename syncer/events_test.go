@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -117,10 +116,7 @@ func TestController_EventsCoalesced(t *testing.T) {
 	e.full()
 	execs := e.pub.count("execute", "dc1", "web")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); e.ctl.eventLoop(ctx, e.gw) }()
-	t.Cleanup(func() { cancel(); <-stopped })
+	stop := e.runEvents()
 
 	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
 	g := newGate(e.pub, "web")
@@ -142,8 +138,7 @@ func TestController_EventsCoalesced(t *testing.T) {
 		}
 		return nil
 	})
-	cancel()
-	<-stopped
+	stop()
 	if n := e.pub.count("execute", "dc1", "web"); n != execs+2 {
 		t.Errorf("100 events cost %d executions, want 2", n-execs)
 	}
@@ -200,10 +195,7 @@ func TestController_EventBeforeModelLoaded(t *testing.T) {
 	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
 	e.ctl.HandleEvent(watch.Event{DC: "dc1", Services: []string{"web"}, At: e.clock.Now()})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); e.ctl.eventLoop(ctx, e.gw) }()
-	t.Cleanup(func() { cancel(); <-stopped })
+	e.runEvents()
 	// The event worker asks for the full reconcile that loads the mirror;
 	// the gateway's loop (this test) runs it.
 	harness.Eventually(t, 10*time.Second, func() error {
@@ -214,12 +206,7 @@ func TestController_EventBeforeModelLoaded(t *testing.T) {
 	})
 	<-e.gw.kick
 	e.full()
-	harness.Eventually(t, 10*time.Second, func() error {
-		if got := e.st.held("web"); !slices.Equal(got, []string{mn("dc1", "n1") + "/web-1:81"}) {
-			return fmt.Errorf("mirror holds %q", got)
-		}
-		return nil
-	})
+	waitHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:81")
 	if len(e.gw.kick) != 0 {
 		t.Error("another full reconcile was asked for: the event round should have covered the change")
 	}
@@ -256,10 +243,7 @@ func TestController_EventReadFailureRetried(t *testing.T) {
 	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
 	e.restart(det)
 	e.full()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); e.ctl.eventLoop(ctx, e.gw) }()
-	t.Cleanup(func() { cancel(); <-stopped })
+	e.runEvents()
 
 	e.pub.failOp("execute", "dc1", errors.New("Unexpected response code: 500 (rpc error: timeout)"), "web")
 	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
@@ -272,12 +256,7 @@ func TestController_EventReadFailureRetried(t *testing.T) {
 	})
 	wantHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:80")
 	e.pub.failOp("execute", "dc1", nil, "web")
-	harness.Eventually(t, 10*time.Second, func() error {
-		if got := e.st.held("web"); !slices.Equal(got, []string{mn("dc1", "n1") + "/web-1:81"}) {
-			return fmt.Errorf("mirror holds %q", got)
-		}
-		return nil
-	})
+	waitHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:81")
 	if len(e.gw.kick) != 0 {
 		t.Error("a full reconcile was asked for")
 	}
@@ -336,10 +315,7 @@ func TestController_EventRetryReadsAgain(t *testing.T) {
 	e.pub.register("dc1", inst("web", "n1", "web-1", 80))
 	e.restart(det)
 	e.full()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); e.ctl.eventLoop(ctx, e.gw) }()
-	t.Cleanup(func() { cancel(); <-stopped })
+	e.runEvents()
 	before := e.pub.count("execute", "dc1", "web")
 	e.pub.failOp("execute", "dc1", errors.New("Unexpected response code: 500 (rpc error: timeout)"), "web")
 	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
@@ -370,17 +346,9 @@ func TestController_CoalescedEventReadsAfterLatestChange(t *testing.T) {
 	}
 	e.pub.update("dc1", "web", func(i *fakeInst) { i.Port = 81 })
 	latest := e.clock.Now()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); e.ctl.eventLoop(ctx, e.gw) }()
-	t.Cleanup(func() { cancel(); <-stopped })
+	e.runEvents()
 	e.ctl.HandleEvent(watch.Event{DC: "dc1", Services: []string{"web"}, At: first, Latest: latest})
-	harness.Eventually(t, 10*time.Second, func() error {
-		if got := e.st.held("web"); !slices.Equal(got, []string{mn("dc1", "n1") + "/web-1:81"}) {
-			return fmt.Errorf("mirror holds %q", got)
-		}
-		return nil
-	})
+	waitHeld(t, e.st, "web", mn("dc1", "n1")+"/web-1:81")
 }
 
 // The full reconcile a resync asks for reads answers newer than the
