@@ -451,11 +451,27 @@ func TestDetector_ErrorSeriesFromStart(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	startDetector(t, src, fastOptions(reg), newSink().sink)
 	src.next(t, "dc1", loopCritical) // the loop runs
-	n, err := testutil.GatherAndCount(reg, "gwsync_watch_errors_total")
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n < 2 {
-		t.Fatalf("%d gwsync_watch_errors_total series before any error, want the loop's (timeout, other) at zero", n)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "gwsync_watch_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			got[l["dc"]+"/"+l["loop"]+"/"+l["result"]] = m.GetCounter().GetValue()
+		}
+	}
+	for _, result := range []string{errOther, errTimeout} {
+		key := "dc1/" + loopCritical + "/" + result
+		if v, ok := got[key]; !ok || v != 0 {
+			t.Errorf("gwsync_watch_errors_total{%s} = %v (present %v) before any error, want 0; series %v", key, v, ok, got)
+		}
 	}
 }
