@@ -87,7 +87,7 @@ func (e *Env) churn(p *ctrlProc, pt *scalePoint, cycle time.Duration) *ChurnResu
 	c := &churner{e: e, pt: pt, pub: map[string]*api.Client{}, passing: map[string][]bool{}, inFlight: map[string]bool{},
 		res: ChurnResult{Services: pt.n, Gateways: len(pt.gws), Rate: sz.ChurnRate, For: sz.ChurnFor}}
 	for _, dc := range e.DCs {
-		c.pub[dc] = e.api(e.Fed.Server(dc))
+		c.pub[dc] = e.Fed.Server(dc).Client(e.TB)
 	}
 	for _, g := range pt.gws {
 		c.mirr = append(c.mirr, client(tb, g.srv.HTTPAddr(), -1, churnInFlight+8))
@@ -239,7 +239,7 @@ func mirrorIDs(es []*api.ServiceEntry, gw string) []string {
 // prepared query in its source DC.
 func (e *Env) comparePairs(pt *scalePoint, mirr []*api.Client) (pairs, differ int, examples []string) {
 	tb := e.TB
-	pub := e.api(e.Fed.Server("dc1"))
+	pub := e.Fed.Server("dc1").Client(e.TB)
 	var mu sync.Mutex
 	var g errgroup.Group
 	g.SetLimit(8)

@@ -42,30 +42,13 @@ type Env struct {
 	GwA, GwB *harness.Server
 	// Charts collects every scenario's charts.
 	Charts *Charts
-
-	mu      sync.Mutex
-	clients map[*harness.Server]*api.Client
-}
-
-// api returns one long-lived client per server (a new client per call
-// would leave its idle connections open, and Consul counts them against
-// its 200 connections per client address).
-func (e *Env) api(srv *harness.Server) *api.Client {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	c, ok := e.clients[srv]
-	if !ok {
-		c = client(e.TB, srv.HTTPAddr(), -1, 0)
-		e.clients[srv] = c
-	}
-	return c
 }
 
 // NewEnv starts the public federation and the two dedicated clusters and
 // registers the base catalog.
 func NewEnv(tb testing.TB, sz Sizes) *Env {
 	tb.Helper()
-	e := &Env{TB: tb, Sizes: sz, DCs: []string{"dc1", "dc2", "dc3"}, Charts: &Charts{}, clients: map[*harness.Server]*api.Client{}}
+	e := &Env{TB: tb, Sizes: sz, DCs: []string{"dc1", "dc2", "dc3"}, Charts: &Charts{}}
 	e.Fed = harness.StartFederation(tb, e.DCs...)
 	e.GwA = harness.StartServer(tb, "gw-a")
 	e.GwB = harness.StartServer(tb, "gw-b")

@@ -131,8 +131,8 @@ func latencyRows(e *Env, t *Table, out []Latencies) {
 func (e *Env) change(r *runningResolver, dc, svc, id, kind string) (ded, res, floor time.Duration, err error) {
 	tb := e.TB
 	pub := e.Fed.Server(dc)
-	pubC := e.api(pub)
-	dedC := e.api(e.GwA)
+	pubC := pub.Client(e.TB)
+	dedC := e.GwA.Client(e.TB)
 	appear := kind == "register"
 	visible := func(entries []*api.ServiceEntry) bool {
 		found := false

@@ -179,7 +179,7 @@ func (lk *lookups) stop() (total, failed int64, bySource map[string]int64) {
 // dedicated cluster (opened before the write) does.
 func (re *resolverEnv) changes(r *runningResolver, n int) (viaResolver, viaBlocking []time.Duration) {
 	tb := re.TB
-	pub := re.api(re.Fed.Server("dc1"))
+	pub := re.Fed.Server("dc1").Client(re.TB)
 	ded := client(tb, re.srv.HTTPAddr(), -1, 4)
 	critical := map[string]bool{}
 	for range n {
