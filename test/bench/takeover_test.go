@@ -4,17 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -76,21 +70,18 @@ func minMedMax(ds []time.Duration) string {
 // takeoverEnv is a public Consul, one gateway's dedicated cluster and two
 // replicas running one configuration.
 type takeoverEnv struct {
-	bin, cfg string
-	srv      *harness.Server
-	client   *api.Client
-	reps     map[string]*takeoverReplica
+	cfg    string
+	srv    *harness.Server
+	client *api.Client
+	reps   map[string]*takeoverReplica
 }
 
 func newTakeoverEnv(b *testing.B) *takeoverEnv {
 	b.Helper()
-	bin, err := harness.BuildGwsync(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
+	bin := GwsyncBin(b)
 	dc1 := harness.StartFederation(b, "dc1").Server("dc1")
 	dc1.Register(b, harness.Instance{Node: "n1", Address: "10.0.0.1", ID: "web-1", Service: "web", Port: 80})
-	e := &takeoverEnv{bin: bin, srv: harness.StartServer(b, "gw1"), reps: map[string]*takeoverReplica{}}
+	e := &takeoverEnv{srv: harness.StartServer(b, "gw1"), reps: map[string]*takeoverReplica{}}
 	e.client = e.srv.Client(b)
 	// admin 127.0.0.1:0: the address is part of the configuration hash, so
 	// the replicas cannot each name a port; each logs the one it bound.
@@ -133,7 +124,7 @@ func (e *takeoverEnv) settle(b *testing.B) {
 			if st, err := r.status(); err != nil || !st.Ready {
 				return fmt.Errorf("%s not ready (%v)", r.id, err)
 			}
-			if !strings.Contains(r.scrape(), "gwsync_ha_members 2\n") {
+			if r.g.Metric(b, "gwsync_ha_members", nil) != 2 {
 				return fmt.Errorf("%s does not see both replicas", r.id)
 			}
 		}
@@ -153,7 +144,7 @@ func (e *takeoverEnv) killOwner(b *testing.B) (acquired, synced time.Duration) {
 			other = r
 		}
 	}
-	victim.kill()
+	victim.g.Kill(b)
 	killed := time.Now()
 	harness.Eventually(b, 60*time.Second, func() error {
 		if acquired == 0 {
@@ -173,7 +164,7 @@ func (e *takeoverEnv) killOwner(b *testing.B) (acquired, synced time.Duration) {
 		}
 		return fmt.Errorf("%s has not taken gw1 over yet", other.id)
 	})
-	e.reps[owner] = startTakeoverReplica(b, e.bin, e.cfg, owner)
+	victim.g.Restart(b)
 	return acquired, synced
 }
 
@@ -197,80 +188,21 @@ func (e *takeoverEnv) lock(b *testing.B) (replica, session string) {
 
 // takeoverReplica is one `gwsync run` process.
 type takeoverReplica struct {
-	id    string
-	cmd   *exec.Cmd
-	done  chan struct{}
-	admin string
-	mu    sync.Mutex
-	log   strings.Builder
+	id string
+	g  *harness.Gwsync
 }
-
-func (r *takeoverReplica) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.log.Write(p)
-}
-
-func (r *takeoverReplica) logs() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.log.String()
-}
-
-var takeoverAdminRe = regexp.MustCompile(`admin API listening: .*address=(\S+)`)
 
 func startTakeoverReplica(b *testing.B, bin, cfg, id string) *takeoverReplica {
 	b.Helper()
-	r := &takeoverReplica{id: id, done: make(chan struct{})}
-	r.cmd = exec.Command(bin, "run", "-config", cfg, "-replica", id)
-	r.cmd.Stdout, r.cmd.Stderr = r, r
-	if err := r.cmd.Start(); err != nil {
-		b.Fatalf("start %s: %v", id, err)
-	}
-	go func() { _ = r.cmd.Wait(); close(r.done) }()
-	b.Cleanup(func() {
-		r.kill()
-		if b.Failed() {
-			b.Logf("replica %s log:\n%s", id, r.logs())
-		}
-	})
-	harness.Eventually(b, 30*time.Second, func() error {
-		if m := takeoverAdminRe.FindStringSubmatch(r.logs()); m != nil {
-			r.admin = m[1]
-			return nil
-		}
-		select {
-		case <-r.done:
-			b.Fatalf("replica %s exited: %s", id, r.logs())
-		default:
-		}
-		return fmt.Errorf("replica %s: admin API not listening yet", id)
-	})
-	return r
-}
-
-func (r *takeoverReplica) kill() {
-	_ = r.cmd.Process.Signal(syscall.SIGKILL)
-	<-r.done
+	return &takeoverReplica{id: id, g: harness.StartGwsync(b, bin, "run", "-config", cfg, "-replica", id)}
 }
 
 func (r *takeoverReplica) status() (admin.StatusResponse, error) {
-	c, err := admin.NewClient(r.admin, "", &http.Client{Timeout: 5 * time.Second})
+	c, err := admin.NewClient(r.g.Admin(), "", &http.Client{Timeout: 5 * time.Second})
 	if err != nil {
 		return admin.StatusResponse{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return c.Status(ctx)
-}
-
-// scrape returns the replica's /metrics text ("" on error).
-func (r *takeoverReplica) scrape() string {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + r.admin + "/metrics")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return string(body)
 }
