@@ -144,7 +144,7 @@ func testNoTokenLeaks(t *testing.T, e *secureEnv) {
 		outputs[name] = f()
 	}
 	e.mu.Unlock()
-	must := []string{"controller log", "resolver log", "gwsync run log", "admin /v1/status", "admin /metrics", "gwsync status -addr"}
+	must := []string{"controller log", "resolver log", "gwsync run log", "admin /v1/status", "admin /metrics", "gwsync status -addr", "read token check log"}
 	if e.partial {
 		must = nil
 	}

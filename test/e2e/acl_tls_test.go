@@ -42,6 +42,7 @@ func TestACLTLS(t *testing.T) {
 		{"fresh mirror without node write", testFreshMirrorRefused},
 		{"tls", testTLSRefusals},
 		{"process", testSecureProcess},
+		{"read token check", testReadTokenCheck},
 		{"no token leaks", testNoTokenLeaks},
 	} {
 		if !t.Run(st.name, func(t *testing.T) { st.fn(t, e) }) && st.name != "no token leaks" {
