@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/consul/api"
-
-	"github.com/gwsync/gwsync/mirror"
 	"github.com/gwsync/gwsync/syncer/admin"
 	"github.com/gwsync/gwsync/syncer/ha"
 	"github.com/gwsync/gwsync/test/harness"
@@ -70,10 +67,9 @@ func minMedMax(ds []time.Duration) string {
 // takeoverEnv is a public Consul, one gateway's dedicated cluster and two
 // replicas running one configuration.
 type takeoverEnv struct {
-	cfg    string
-	srv    *harness.Server
-	client *api.Client
-	reps   map[string]*takeoverReplica
+	cfg  string
+	srv  *harness.Server
+	reps map[string]*takeoverReplica
 }
 
 func newTakeoverEnv(b *testing.B) *takeoverEnv {
@@ -82,7 +78,6 @@ func newTakeoverEnv(b *testing.B) *takeoverEnv {
 	dc1 := harness.StartFederation(b, "dc1").Server("dc1")
 	dc1.Register(b, harness.Instance{Node: "n1", Address: "10.0.0.1", ID: "web-1", Service: "web", Port: 80})
 	e := &takeoverEnv{srv: harness.StartServer(b, "gw1"), reps: map[string]*takeoverReplica{}}
-	e.client = e.srv.Client(b)
 	// admin 127.0.0.1:0: the address is part of the configuration hash, so
 	// the replicas cannot each name a port; each logs the one it bound.
 	cfg := fmt.Sprintf(`public {
@@ -170,20 +165,8 @@ func (e *takeoverEnv) killOwner(b *testing.B) (acquired, synced time.Duration) {
 
 func (e *takeoverEnv) lock(b *testing.B) (replica, session string) {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	kv, _, err := e.client.KV().Get(mirror.LockKey(mirror.DefaultKVPrefix, "gw1"), (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		b.Fatalf("read lock: %v", err)
-	}
-	if kv == nil || kv.Session == "" {
-		return "", ""
-	}
-	h, err := mirror.DecodeHolder(kv.Value)
-	if err != nil {
-		b.Fatalf("lock: %v", err)
-	}
-	return h.Replica, kv.Session
+	h, session := e.srv.Lock(b, "gw1")
+	return h.Replica, session
 }
 
 // takeoverReplica is one `gwsync run` process.

@@ -224,26 +224,6 @@ func (r *replica) status() (admin.StatusResponse, error) {
 	return c.Status(ctx)
 }
 
-// lockOf reads a gateway's lock key: the holder and its session ("" when
-// free).
-func lockOf(t *testing.T, srv *harness.Server, gateway string) (mirror.Holder, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	kv, _, err := clientOf(t, srv).KV().Get(mirror.LockKey(mirror.DefaultKVPrefix, gateway), (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		t.Fatalf("read lock of %s: %v", gateway, err)
-	}
-	if kv == nil || kv.Session == "" {
-		return mirror.Holder{}, ""
-	}
-	h, err := mirror.DecodeHolder(kv.Value)
-	if err != nil {
-		t.Fatalf("lock of %s: %v", gateway, err)
-	}
-	return h, kv.Session
-}
-
 // settled is nil once every gateway's lock is held by its preferred owner
 // among reps, every replica sees all of them live, every replica reports
 // exactly the gateways whose lock it holds as owned, and is ready.
@@ -255,7 +235,7 @@ func settled(t *testing.T, s haSetup, reps []*replica) error {
 	}
 	want := s.preferred(ids...)
 	for _, g := range s.gateways {
-		if h, _ := lockOf(t, g.srv, g.name); h.Replica != want[g.name] {
+		if h, _ := g.srv.Lock(t, g.name); h.Replica != want[g.name] {
 			return fmt.Errorf("lock of %s held by %q, want %q", g.name, h.Replica, want[g.name])
 		}
 	}

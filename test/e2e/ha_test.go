@@ -94,7 +94,7 @@ func TestHA_KillOwner(t *testing.T) {
 			if _, ok := synced[g.name]; ok {
 				continue
 			}
-			h, _ := lockOf(t, g.srv, g.name)
+			h, _ := g.srv.Lock(t, g.name)
 			if _, ok := acquired[g.name]; !ok && slices.Contains(lost, g.name) && h.Replica != "" && h.Replica != victim.id {
 				acquired[g.name] = time.Since(killed)
 			}
@@ -116,7 +116,7 @@ func TestHA_KillOwner(t *testing.T) {
 	// The survivors share the gateways: each exactly one owner again.
 	rest := slices.DeleteFunc(slices.Clone(reps), func(r *replica) bool { return r == victim })
 	for _, g := range s.gateways {
-		h, _ := lockOf(t, g.srv, g.name)
+		h, _ := g.srv.Lock(t, g.name)
 		n := 0
 		for _, r := range rest {
 			st, err := r.status()
@@ -162,7 +162,7 @@ func TestHA_PausedOwnerFenced(t *testing.T) {
 	if s.preferred("r1", "r2")["gw1"] != owner.id {
 		owner, other = other, owner
 	}
-	_, oldSession := lockOf(t, g1, "gw1")
+	_, oldSession := g1.Lock(t, "gw1")
 	okBefore := owner.metric(t, "gwsync_dedicated_txns_total", map[string]string{"gateway": "gw1", "result": "ok"})
 
 	// A change the owner's event path writes; its txn is held in the proxy.
@@ -180,7 +180,7 @@ func TestHA_PausedOwnerFenced(t *testing.T) {
 	// The session expires (up to 2 x TTL), the lock-delay passes, the other
 	// replica takes over and writes the change itself.
 	harness.Eventually(t, ha.TakeoverBound(10*time.Second, time.Second)+15*time.Second, func() error {
-		if h, sess := lockOf(t, g1, "gw1"); h.Replica != other.id || sess == oldSession {
+		if h, sess := g1.Lock(t, "gw1"); h.Replica != other.id || sess == oldSession {
 			return fmt.Errorf("lock of gw1: %q", h.Replica)
 		}
 		return hasInstance(t, g1, "web", "web-2")
@@ -264,13 +264,13 @@ func TestHA_CutFromOneCluster(t *testing.T) {
 	for _, g := range gws {
 		srvOf[g.name] = g.srv
 	}
-	_, keptSession := lockOf(t, srvOf[keptGW], keptGW)
+	_, keptSession := srvOf[keptGW].Lock(t, keptGW)
 	keptTxns := victim.metric(t, "gwsync_dedicated_txns_total", map[string]string{"gateway": keptGW, "result": "ok"})
 
 	proxies[cutGW].SetCut(victim.id, true)
 	cut := time.Now()
 	harness.Eventually(t, ha.TakeoverBound(10*time.Second, time.Second)+15*time.Second, func() error {
-		if h, _ := lockOf(t, srvOf[cutGW], cutGW); h.Replica != other.id {
+		if h, _ := srvOf[cutGW].Lock(t, cutGW); h.Replica != other.id {
 			return fmt.Errorf("lock of %s held by %q", cutGW, h.Replica)
 		}
 		return nil
@@ -290,7 +290,7 @@ func TestHA_CutFromOneCluster(t *testing.T) {
 		return nil
 	})
 	// Only the cut gateway changed hands.
-	if h, sess := lockOf(t, srvOf[keptGW], keptGW); h.Replica != victim.id || sess != keptSession {
+	if h, sess := srvOf[keptGW].Lock(t, keptGW); h.Replica != victim.id || sess != keptSession {
 		t.Errorf("%s: lock held by %s (session changed: %v), want still %s", keptGW, h.Replica, sess != keptSession, victim.id)
 	}
 	if v := victim.metric(t, "gwsync_ha_owned", map[string]string{"gateway": cutGW}); v != 0 {
@@ -339,7 +339,7 @@ func TestHA_DifferentConfigsDoNotAlternate(t *testing.T) {
 			}
 		}
 		for _, g := range gws {
-			h, _ := lockOf(t, g.srv, g.name)
+			h, _ := g.srv.Lock(t, g.name)
 			if h.Replica == "" {
 				return fmt.Errorf("%s: lock free", g.name)
 			}
@@ -358,7 +358,7 @@ func TestHA_DifferentConfigsDoNotAlternate(t *testing.T) {
 	take := func() map[string]snap {
 		out := map[string]snap{}
 		for _, g := range gws {
-			_, sess := lockOf(t, g.srv, g.name)
+			_, sess := g.srv.Lock(t, g.name)
 			out[g.name] = snap{raft: g.srv.RaftLastIndex(t), writes: writesOf(t, g.srv, g.name), session: sess}
 		}
 		return out
