@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -268,7 +267,7 @@ func writesOf(t *testing.T, srv *harness.Server, gateway string) map[string]uint
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c := clientOf(t, srv)
+	c := srv.Client(t)
 	out := map[string]uint64{}
 	pairs, _, err := c.KV().List(mirror.DefaultKVPrefix, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
@@ -322,7 +321,7 @@ func hasInstance(t *testing.T, srv *harness.Server, service, id string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	q := (&api.QueryOptions{NodeMeta: map[string]string{mirror.MetaManaged: mirror.ManagedValue}}).WithContext(ctx)
-	entries, _, err := clientOf(t, srv).Catalog().Service(service, "", q)
+	entries, _, err := srv.Client(t).Catalog().Service(service, "", q)
 	if err != nil {
 		return err
 	}
@@ -334,20 +333,4 @@ func hasInstance(t *testing.T, srv *harness.Server, service, id string) error {
 		have = append(have, e.ServiceID)
 	}
 	return fmt.Errorf("%s: %s not mirrored yet (have %v)", srv.DC, id, have)
-}
-
-// clients keeps one API client per server: a test polls every few tens of
-// milliseconds, and a client per call would leave its idle connections
-// open, while Consul allows 200 per source IP, which every process of the
-// test shares.
-var clients sync.Map // *harness.Server -> *api.Client
-
-func clientOf(t *testing.T, srv *harness.Server) *api.Client {
-	t.Helper()
-	if c, ok := clients.Load(srv); ok {
-		return c.(*api.Client)
-	}
-	c, _ := clients.LoadOrStore(srv, srv.Client(t))
-	t.Cleanup(func() { clients.Delete(srv) })
-	return c.(*api.Client)
 }

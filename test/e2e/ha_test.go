@@ -216,7 +216,7 @@ func TestHA_PausedOwnerFenced(t *testing.T) {
 	if changed := changedKeys(before, writesOf(t, g1, "gw1")); len(changed) > 0 {
 		t.Errorf("the mirror changed after the fenced owner resumed: %v", changed)
 	}
-	node, _, err := clientOf(t, g1).Catalog().Node(mirror.NodeName(mirror.DefaultNodePrefix, "dc1", "n2"), nil)
+	node, _, err := g1.Client(t).Catalog().Node(mirror.NodeName(mirror.DefaultNodePrefix, "dc1", "n2"), nil)
 	if err != nil || node == nil || node.Node == nil {
 		t.Fatalf("mirrored node n2: %v %+v", err, node)
 	}
@@ -481,7 +481,7 @@ func allKeys(t *testing.T, srv *harness.Server) map[string]uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	pairs, _, err := clientOf(t, srv).KV().List("", (&api.QueryOptions{}).WithContext(ctx))
+	pairs, _, err := srv.Client(t).KV().List("", (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		t.Fatalf("list keys: %v", err)
 	}
