@@ -216,9 +216,8 @@ func TestEvent_EmptiedNodeDeleted(t *testing.T) {
 	if _, err := e.sync(Request{Services: []string{"web"}, minAt: e.clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	e.st.mu.Lock()
-	n1, n2 := e.st.hasNode(mn("dc1", "n1")), e.st.hasNode(mn("dc1", "n2"))
-	e.st.mu.Unlock()
+	_, n1 := e.st.node(mn("dc1", "n1"))
+	_, n2 := e.st.node(mn("dc1", "n2"))
 	if n1 {
 		t.Error("the emptied node is still in the mirror")
 	}
