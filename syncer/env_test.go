@@ -101,11 +101,19 @@ func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
 // feed (nil: none).
 func (e *env) restart(det Detector) {
 	e.t.Helper()
+	e.restartWith(func(o *Options) { o.Detector = det })
+}
+
+// restartWith is restart with the options mutate sets (leases, ...).
+func (e *env) restartWith(mutate func(*Options)) {
+	e.t.Helper()
 	stores := map[string]Store{}
 	for name, s := range e.stores {
 		stores[name] = s
 	}
-	ctl, err := New(e.cfg, Options{Registerer: prometheus.NewRegistry(), Now: e.clock.Now, Public: e.pub, Stores: stores, Replica: "r1", Detector: det})
+	o := Options{Registerer: prometheus.NewRegistry(), Now: e.clock.Now, Public: e.pub, Stores: stores, Replica: "r1"}
+	mutate(&o)
+	ctl, err := New(e.cfg, o)
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}

@@ -30,14 +30,8 @@ func (f *fakeLeases) Status() ha.Status              { return ha.Status{} }
 func TestReady_StandbyWaitsForOwners(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) { c.HA.SessionTTL, c.HA.LockDelay = 10*time.Second, 5*time.Second })
 	leases := &fakeLeases{}
-	stores := map[string]Store{}
-	for name, s := range e.stores {
-		stores[name] = s
-	}
-	ctl, err := New(e.cfg, Options{Registerer: prometheus.NewRegistry(), Now: e.clock.Now, Public: e.pub, Stores: stores, Replica: "r1", Leases: leases})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.restartWith(func(o *Options) { o.Leases = leases })
+	ctl := e.ctl
 	cases := []struct {
 		name  string
 		owner ha.GatewayOwner
@@ -68,18 +62,12 @@ func TestReady_UnreachableClusterStopsBlocking(t *testing.T) {
 		c.Gateways = append(c.Gateways, g2)
 	})
 	e.stores["edge2"] = newFakeStore("edge2")
-	stores := map[string]Store{}
-	for name, s := range e.stores {
-		stores[name] = s
-	}
 	leases := &fakeLeases{owners: []ha.GatewayOwner{
 		{Gateway: gw, Known: true, Held: true, Replica: "r2", Preferred: "r2"},
 		{Gateway: "edge2"}, // its cluster is down: the lock was never read
 	}}
-	ctl, err := New(e.cfg, Options{Registerer: prometheus.NewRegistry(), Now: e.clock.Now, Public: e.pub, Stores: stores, Replica: "r1", Leases: leases})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.restartWith(func(o *Options) { o.Leases = leases })
+	ctl := e.ctl
 	if ctl.Ready() {
 		t.Error("ready before a takeover's bound with an owner unknown")
 	}
