@@ -20,44 +20,6 @@ const (
 	MaxInstanceBytes = 192 << 10
 )
 
-// EndpointFromAPI converts one entry of a prepared-query (or health)
-// answer to canonical, interned form. answerDC is the answer's datacenter,
-// used when the entry's node does not name its own. It returns an error for
-// an entry that cannot be mirrored as a whole (no node, service, DC or ID).
-func EndpointFromAPI(e *api.ServiceEntry, answerDC string) (Endpoint, error) {
-	if e == nil || e.Node == nil || e.Service == nil {
-		return Endpoint{}, errors.New("answer entry without node or service")
-	}
-	dc := e.Node.Datacenter
-	if dc == "" {
-		dc = answerDC
-	}
-	if dc == "" || e.Node.Node == "" || e.Service.ID == "" || e.Service.Service == "" {
-		return Endpoint{}, errors.New("answer entry lacks datacenter, node, service name or service ID")
-	}
-	s := e.Service
-	return Endpoint{
-		Node: NodeData{
-			DC:              intern(dc),
-			Name:            e.Node.Node,
-			Address:         e.Node.Address,
-			TaggedAddresses: PairsOf(e.Node.TaggedAddresses),
-			Meta:            PairsOf(e.Node.Meta),
-		},
-		Service: ServiceData{
-			ID:                s.ID,
-			Name:              intern(s.Service),
-			Tags:              internTags(s.Tags),
-			Meta:              PairsOf(s.Meta),
-			Address:           s.Address,
-			Port:              s.Port,
-			TaggedAddresses:   canonServiceAddrs(s.TaggedAddresses),
-			Weights:           canonWeights(s.Weights),
-			EnableTagOverride: s.EnableTagOverride,
-		},
-	}, nil
-}
-
 // Encoder turns endpoints into the entries one gateway's controller writes.
 type Encoder struct {
 	Gateway    string
@@ -85,42 +47,77 @@ func (e Encoder) Encode(ep *Endpoint, failovers int) (Node, Service, error) {
 	}
 	s := Service{Node: n.Name, ServiceData: ep.Service, Failovers: max(failovers, 0)}
 	s.Meta = withoutKey(ep.Service.Meta, MetaFailovers)
-	if err := checkMeta(e.NodeMeta(&n)); err != nil {
+	// The checks read the compact model: building the written meta maps
+	// and marshalling every instance here was a fifth of the controller's
+	// allocations per cycle (issue 14).
+	reserved := e.reservedMeta(&n)
+	if err := checkMeta(n.Source.Meta, reserved[:]...); err != nil {
 		return Node{}, Service{}, fmt.Errorf("node %q in %s: node meta: %w", ep.Node.Name, ep.Node.DC, err)
 	}
-	if err := checkMeta(ServiceMeta(&s)); err != nil {
+	if err := checkMeta(s.Meta, failoversMeta(&s)); err != nil {
 		return Node{}, Service{}, fmt.Errorf("instance %q in %s: service meta: %w", s.ID, ep.Node.DC, err)
 	}
-	if b, _ := json.Marshal(e.ServiceToAPI(&s)); len(b)+len(n.Name)+len(n.Source.Address) > MaxInstanceBytes {
-		return Node{}, Service{}, fmt.Errorf("instance %q in %s: %d bytes, more than a txn may carry", s.ID, ep.Node.DC, len(b))
+	if sizeBound(&s) > MaxInstanceBytes-len(n.Name)-len(n.Source.Address) {
+		// Only an instance near the limit is marshalled to measure it.
+		if b, _ := json.Marshal(e.ServiceToAPI(&s)); len(b)+len(n.Name)+len(n.Source.Address) > MaxInstanceBytes {
+			return Node{}, Service{}, fmt.Errorf("instance %q in %s: %d bytes, more than a txn may carry", s.ID, ep.Node.DC, len(b))
+		}
 	}
 	return n, s, nil
+}
+
+// sizeBound is at least the size of s marshalled as a txn carries it
+// (ServiceToAPI): every string byte may take 6 escaped (\u00XX), every
+// collection element 64 bytes of names, quotes and punctuation, the
+// fixed fields 2 KiB.
+func sizeBound(s *Service) int {
+	str := len(s.ID) + len(s.Name) + len(s.Address) + len(MetaFailovers) + 20
+	elems := len(s.Tags) + len(s.Meta) + len(s.TaggedAddresses) + 1
+	for _, t := range s.Tags {
+		str += len(t)
+	}
+	for _, kv := range s.Meta {
+		str += len(kv.Key) + len(kv.Value)
+	}
+	for k, a := range s.TaggedAddresses {
+		str += len(k) + len(a.Address)
+	}
+	return 6*str + 64*elems + 2048
+}
+
+// reservedMeta are gwsync's own pairs in n's node meta.
+func (e Encoder) reservedMeta(n *Node) [len(reservedNodeMeta)]Pair {
+	return [...]Pair{{MetaManaged, ManagedValue}, {MetaGateway, e.Gateway}, {MetaSourceDC, n.Source.DC},
+		{MetaSourceNode, n.Source.Name}, {MetaExternalNode, "true"}, {MetaExternalProbe, "false"}}
+}
+
+// failoversMeta is gwsync's own pair in s's service meta.
+func failoversMeta(s *Service) Pair {
+	return Pair{MetaFailovers, FormatFailovers(max(s.Failovers, 0))}
 }
 
 // NodeMeta is the node meta gwsync writes: the source node's own meta plus
 // gwsync's keys.
 func (e Encoder) NodeMeta(n *Node) map[string]string {
-	m := make(map[string]string, len(n.Source.Meta)+len(reservedNodeMeta))
-	for _, kv := range n.Source.Meta {
-		m[kv.Key] = kv.Value
-	}
-	m[MetaManaged] = ManagedValue
-	m[MetaGateway] = e.Gateway
-	m[MetaSourceDC] = n.Source.DC
-	m[MetaSourceNode] = n.Source.Name
-	m[MetaExternalNode] = "true"
-	m[MetaExternalProbe] = "false"
-	return m
+	reserved := e.reservedMeta(n)
+	return metaMap(n.Source.Meta, reserved[:]...)
 }
 
 // ServiceMeta is the service meta gwsync writes: the source's meta plus the
 // failover count.
 func ServiceMeta(s *Service) map[string]string {
-	m := make(map[string]string, len(s.Meta)+1)
-	for _, kv := range s.Meta {
+	return metaMap(s.Meta, failoversMeta(s))
+}
+
+// metaMap is own plus gwsync's pairs as a map; gwsync's win.
+func metaMap(own Pairs, gwsync ...Pair) map[string]string {
+	m := make(map[string]string, len(own)+len(gwsync))
+	for _, kv := range own {
 		m[kv.Key] = kv.Value
 	}
-	m[MetaFailovers] = FormatFailovers(max(s.Failovers, 0))
+	for _, kv := range gwsync {
+		m[kv.Key] = kv.Value
+	}
 	return m
 }
 
@@ -213,13 +210,17 @@ func withoutKey(p Pairs, key string) Pairs {
 	return out
 }
 
-func checkMeta(m map[string]string) error {
-	if len(m) > MaxMetaPairs {
-		return fmt.Errorf("%d pairs with gwsync's keys, Consul allows %d", len(m), MaxMetaPairs)
+// checkMeta checks meta as gwsync writes it, own (without gwsync's keys)
+// plus gwsync's pairs, against Consul's limits.
+func checkMeta(own Pairs, gwsync ...Pair) error {
+	if n := len(own) + len(gwsync); n > MaxMetaPairs {
+		return fmt.Errorf("%d pairs with gwsync's keys, Consul allows %d", n, MaxMetaPairs)
 	}
-	for k, v := range m {
-		if len(k) > MaxMetaKeyLen || len(v) > MaxMetaValueLen {
-			return fmt.Errorf("key %.40q or its value is longer than Consul allows", k)
+	for _, p := range [2][]Pair{own, gwsync} {
+		for _, kv := range p {
+			if len(kv.Key) > MaxMetaKeyLen || len(kv.Value) > MaxMetaValueLen {
+				return fmt.Errorf("key %.40q or its value is longer than Consul allows", kv.Key)
+			}
 		}
 	}
 	return nil

@@ -137,7 +137,8 @@ func (p *Public) Catalog(ctx context.Context, dc string) (syncer.Catalog, error)
 func (p *Public) Execute(ctx context.Context, dc, service string) (syncer.Answer, error) {
 	ans := syncer.Answer{At: p.now()}
 	err := p.call(ctx, dc, syncer.OpExecute, func(ctx context.Context) error {
-		resp, meta, err := p.client.PreparedQuery().Execute(p.query.Name(service), p.opts(ctx, dc))
+		var resp *mirror.ExecuteAnswer
+		meta, err := p.client.Raw().Query("/v1/query/"+p.query.Name(service)+"/execute", &resp, p.opts(ctx, dc))
 		if isNotFound(err) {
 			return syncer.ErrQueryNotFound
 		}
@@ -150,7 +151,7 @@ func (p *Public) Execute(ctx context.Context, dc, service string) (syncer.Answer
 		ans.Datacenter, ans.Failovers, ans.Evidence = resp.Datacenter, resp.Failovers, evidence(meta, !p.cfg.AllowStale)
 		ans.Endpoints = make([]mirror.Endpoint, 0, len(resp.Nodes))
 		for i := range resp.Nodes {
-			ep, err := mirror.EndpointFromAPI(&resp.Nodes[i], resp.Datacenter)
+			ep, err := resp.Nodes[i].Endpoint(resp.Datacenter)
 			if err != nil {
 				ans.Problems = append(ans.Problems, err.Error())
 				continue
