@@ -95,15 +95,24 @@ func (p Plan) WithoutDeletes() Plan {
 	return out
 }
 
-// Merge appends q's writes to p.
-func (p *Plan) Merge(q Plan) {
-	p.NodeSets = append(p.NodeSets, q.NodeSets...)
-	p.ServiceSets = append(p.ServiceSets, q.ServiceSets...)
-	p.ServiceDeletes = append(p.ServiceDeletes, q.ServiceDeletes...)
-	p.NodeDeletes = append(p.NodeDeletes, q.NodeDeletes...)
-	p.Changes = append(p.Changes, q.Changes...)
-	p.Removed = append(p.Removed, q.Removed...)
-	p.DeleteInstances += q.DeleteInstances
+// Tally is what a reconcile reports of the plans it wrote: their changes
+// and how many instances they removed. A full reconcile tallies every
+// chunk's plan; keeping the plans themselves would hold another copy of
+// the whole mirror until the cycle ends (issue 14).
+type Tally struct {
+	Changes         []Change
+	DeleteInstances int
+}
+
+// Add tallies p.
+func (t *Tally) Add(p Plan) {
+	t.Changes = append(t.Changes, p.Changes...)
+	t.DeleteInstances += p.DeleteInstances
+}
+
+// Counts returns adds, updates and deletes (instances), as Plan.Counts.
+func (t Tally) Counts() (adds, updates, deletes int) {
+	return Plan{Changes: t.Changes, DeleteInstances: t.DeleteInstances}.Counts()
 }
 
 // Services returns the service names the plan touches, sorted.

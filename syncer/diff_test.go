@@ -415,10 +415,13 @@ func TestPlan_WithoutDeletes(t *testing.T) {
 	if len(d.NodeSets)+len(d.ServiceSets) != 0 || d.DeleteInstances != 2 || len(d.Changes) != 3 {
 		t.Errorf("onlyDeletes: %+v", d)
 	}
-	var merged Plan
-	merged.Merge(w)
-	merged.Merge(d)
-	if a, u, dl := merged.Counts(); a != 1 || u != 0 || dl != 2 || len(merged.Changes) != len(p.Changes) || !slices.Equal(merged.Services(), []string{"api", "web"}) {
-		t.Errorf("merged: counts %d %d %d, changes %q, services %v", a, u, dl, changeStrings(merged.Changes), merged.Services())
+	var tally Tally
+	tally.Add(w)
+	tally.Add(d)
+	if a, u, dl := tally.Counts(); a != 1 || u != 0 || dl != 2 || len(tally.Changes) != len(p.Changes) {
+		t.Errorf("tally: counts %d %d %d, changes %q", a, u, dl, changeStrings(tally.Changes))
+	}
+	if !slices.Equal(p.Services(), []string{"api", "web"}) {
+		t.Errorf("services %v", p.Services())
 	}
 }

@@ -159,7 +159,7 @@ func (g *gatewaySyncer) flush(ctx context.Context, run *fullRun, model *future, 
 		run.failed = fmt.Errorf("apply: %w", err)
 		return
 	}
-	run.plan.Merge(p)
+	run.plan.Add(p)
 	g.markApplied(chunk, run.req.DryRun)
 }
 

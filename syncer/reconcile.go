@@ -70,7 +70,7 @@ type fullRun struct {
 	dcDown        bool
 	// failed is set once a commit failed: later chunks are not written.
 	failed error
-	plan   Plan // everything written (or, dry, planned)
+	plan   Tally // everything written (or, dry, planned)
 	// minAt: no answer used started before it.
 	minAt time.Time
 }
@@ -175,7 +175,7 @@ func (g *gatewaySyncer) finishFull(ctx context.Context, run *fullRun) {
 		run.failed = fmt.Errorf("apply: %w", err)
 		return
 	}
-	run.plan.Merge(v.Plan)
+	run.plan.Add(v.Plan)
 	run.res.Complete = complete
 	run.res.evidence = run.evidence
 	g.completed(ctx, run, complete, &w)

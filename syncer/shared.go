@@ -42,6 +42,7 @@ type Shared struct {
 	sf       singleflight.Group
 	dcs      map[string]*DCHealth
 	answered map[string]string // "dc|service" -> DC that answered its last execution
+	pruned   time.Time         // the cache's last prune
 }
 
 // flight is a call in flight: its single-flight name (each call its own)
@@ -127,6 +128,9 @@ func (s *Shared) do(ctx context.Context, key, dc string, minAt time.Time, fn fun
 		}
 		if old, ok := s.cache[key]; !ok || !old.at.After(start) {
 			s.cache[key] = sharedEntry{at: start, val: v, err: err}
+		}
+		if now := s.now(); now.Sub(s.pruned) > s.window {
+			s.pruneLocked(now)
 		}
 		s.recordLocked(dc, err)
 		s.mu.Unlock()
@@ -222,7 +226,15 @@ func (s *Shared) Health() []DCHealth {
 func (s *Shared) Prune() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
+	s.pruneLocked(s.now())
+}
+
+// pruneLocked is Prune with s.mu held. Calls also prune, at most once a
+// window: a full reconcile reads every service, and its answers, kept
+// until it ended, were a second copy of every gateway's desired mirror
+// (issue 14).
+func (s *Shared) pruneLocked(now time.Time) {
+	s.pruned = now
 	for k, e := range s.cache {
 		if now.Sub(e.at) > s.window {
 			delete(s.cache, k)

@@ -59,6 +59,21 @@ func TestShared_Window(t *testing.T) {
 	if left != 0 {
 		t.Errorf("%d cached results left after the window", left)
 	}
+	// Executions prune the cache as they go, at most once a window: a
+	// full reconcile does not hold every answer until it ends.
+	for i := range 50 {
+		pub.register("dc1", inst(fmt.Sprintf("svc-%d", i), "n1", fmt.Sprintf("svc-%d-1", i), 80))
+		if _, err := s.Execute(ctx, "dc1", fmt.Sprintf("svc-%d", i), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(100 * time.Millisecond)
+	}
+	s.mu.Lock()
+	left = len(s.cache)
+	s.mu.Unlock()
+	if left > 21 { // one window (10 answers) before the last prune, one since
+		t.Errorf("%d cached results after 50 executions over 5 windows, want at most 21", left)
+	}
 	// Confirmation reads are never shared.
 	for range 2 {
 		if _, _, err := s.Usable(ctx, "dc1", "web"); err != nil {
