@@ -101,6 +101,9 @@ type target struct {
 	auth    bool
 	desired []mirror.Service
 	nodes   []mirror.Node
+	// written: desired's keys once the target is settled (desired and
+	// nodes are then nil); non-nil when settled, even empty.
+	written []mirror.Key
 	reason  string
 	err     error
 	// problems are instances that cannot be mirrored (each skipped and

@@ -95,24 +95,30 @@ func (p Plan) WithoutDeletes() Plan {
 	return out
 }
 
-// Tally is what a reconcile reports of the plans it wrote: their changes
-// and how many instances they removed. A full reconcile tallies every
+// MaxListedChanges bounds the changes a full reconcile's result lists; its
+// counts stay exact. An initial mirror makes one change per instance, and
+// a result listing them all was another copy of the mirror (issue 14).
+const MaxListedChanges = 1000
+
+// Tally is what a full reconcile reports of the plans it wrote: their
+// counts, and their first MaxListedChanges changes. It tallies every
 // chunk's plan; keeping the plans themselves would hold another copy of
-// the whole mirror until the cycle ends (issue 14).
+// the whole mirror until the cycle ends.
 type Tally struct {
-	Changes         []Change
-	DeleteInstances int
+	Changes []Change
+	// Omitted counts the changes past those listed.
+	Omitted int
+	// Adds and Updates count instances, as Plan.Counts.
+	Adds, Updates, DeleteInstances int
 }
 
 // Add tallies p.
 func (t *Tally) Add(p Plan) {
-	t.Changes = append(t.Changes, p.Changes...)
-	t.DeleteInstances += p.DeleteInstances
-}
-
-// Counts returns adds, updates and deletes (instances), as Plan.Counts.
-func (t Tally) Counts() (adds, updates, deletes int) {
-	return Plan{Changes: t.Changes, DeleteInstances: t.DeleteInstances}.Counts()
+	a, u, d := p.Counts()
+	t.Adds, t.Updates, t.DeleteInstances = t.Adds+a, t.Updates+u, t.DeleteInstances+d
+	n := min(len(p.Changes), max(MaxListedChanges-len(t.Changes), 0))
+	t.Changes = append(t.Changes, p.Changes[:n]...)
+	t.Omitted += len(p.Changes) - n
 }
 
 // Services returns the service names the plan touches, sorted.
@@ -147,6 +153,22 @@ type DiffInput struct {
 	// Reasons explains a service's removal (e.g. "no passing instance in
 	// any DC"); default "not in the source answer".
 	Reasons map[string]string
+	// Written holds, per service name, desired instances already written
+	// (a full reconcile's settled targets, see target.settle), by key:
+	// they plan no write, and keep their nodes and keys from the deletes.
+	Written map[string][]mirror.Key
+}
+
+// desiredNames is the set of names in Desired or Written.
+func desiredNames(in DiffInput) map[string]bool {
+	names := make(map[string]bool, len(in.Desired)+len(in.Written))
+	for name := range in.Desired {
+		names[name] = true
+	}
+	for name := range in.Written {
+		names[name] = true
+	}
+	return names
 }
 
 // Diff computes the writes that converge Actual to Desired. It is pure and
@@ -164,12 +186,20 @@ func Diff(in DiffInput) Plan {
 			wanted[svcs[i].Key()] = true
 		}
 	}
+	for _, keys := range in.Written {
+		for _, k := range keys {
+			wanted[k] = true
+		}
+	}
 	var deletes []ServiceDelete
-	for _, name := range slices.Sorted(maps.Keys(in.Desired)) {
+	for _, name := range slices.Sorted(maps.Keys(desiredNames(in))) {
 		want := map[mirror.Key]mirror.Service{}
 		for _, s := range in.Desired[name] {
 			want[s.Key()] = s
 			neededNodes[s.Node] = true
+		}
+		for _, k := range in.Written[name] {
+			neededNodes[k.Node] = true // even if the cluster refused the instance
 		}
 		for _, k := range slices.SortedFunc(maps.Keys(want), mirror.CompareKeys) {
 			s := want[k]

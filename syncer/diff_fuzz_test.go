@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -123,4 +124,44 @@ func FuzzDiff(f *testing.F) {
 			t.Errorf("Counts() adds %d deletes %d, want %d %d: %s", adds, deletes, wantAdds, wantDeletes, strings.Join(changeStrings(p.Changes), "; "))
 		}
 	})
+}
+
+// written returns in with every desired instance settled to its key, as
+// the end of a full reconcile plans from (target.settle).
+func written(in DiffInput) DiffInput {
+	out := in
+	out.Desired, out.DesiredNodes, out.Written = nil, nil, map[string][]mirror.Key{}
+	for name, svcs := range in.Desired {
+		t := target{desired: slices.Clone(svcs)}
+		if t.desired == nil {
+			t.desired = []mirror.Service{}
+		}
+		t.settle()
+		out.Written[name] = t.written
+	}
+	return out
+}
+
+// TestDiff_WrittenPlansTheSameDeletes: planning from settled targets
+// (keys only) gives exactly the deletes that planning from the full
+// desired instances gives, and nothing else: the end of a full reconcile
+// keeps only keys (issue 14), and must delete what it deleted before.
+func TestDiff_WrittenPlansTheSameDeletes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 10))
+	for i := range 20000 {
+		in := randomDiffInput(rng)
+		in.OnlyEmptied = in.DeleteEmptyNodes && rng.IntN(2) == 0
+		full := Diff(in)
+		got := Diff(written(in))
+		var want Plan
+		want.ServiceDeletes, want.NodeDeletes, want.Removed, want.DeleteInstances = full.ServiceDeletes, full.NodeDeletes, full.Removed, full.DeleteInstances
+		for _, c := range full.Changes {
+			if c.Op == OpDelete {
+				want.Changes = append(want.Changes, c)
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("case %d: from keys\n%+v\nwant the deletes of\n%+v", i, got, full)
+		}
+	}
 }

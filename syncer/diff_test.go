@@ -411,17 +411,36 @@ func TestPlan_WithoutDeletes(t *testing.T) {
 	if !(Plan{}).WithoutDeletes().Empty() {
 		t.Error("empty plan not empty without deletes")
 	}
-	d := onlyDeletes(p)
-	if len(d.NodeSets)+len(d.ServiceSets) != 0 || d.DeleteInstances != 2 || len(d.Changes) != 3 {
-		t.Errorf("onlyDeletes: %+v", d)
+	// Deletes alone, from desired instances settled to their keys (what
+	// the end of a full reconcile plans from): the same deletes.
+	d := Diff(written(in))
+	if len(d.NodeSets)+len(d.ServiceSets) != 0 || d.DeleteInstances != 2 || len(d.Changes) != 3 ||
+		!reflect.DeepEqual(d.ServiceDeletes, p.ServiceDeletes) || !reflect.DeepEqual(d.NodeDeletes, p.NodeDeletes) || !reflect.DeepEqual(d.Removed, p.Removed) {
+		t.Errorf("only deletes: %+v, want the deletes of %+v", d, p)
 	}
 	var tally Tally
 	tally.Add(w)
 	tally.Add(d)
-	if a, u, dl := tally.Counts(); a != 1 || u != 0 || dl != 2 || len(tally.Changes) != len(p.Changes) {
-		t.Errorf("tally: counts %d %d %d, changes %q", a, u, dl, changeStrings(tally.Changes))
+	if tally.Adds != 1 || tally.Updates != 0 || tally.DeleteInstances != 2 || len(tally.Changes) != len(p.Changes) || tally.Omitted != 0 {
+		t.Errorf("tally: %+v", tally)
 	}
 	if !slices.Equal(p.Services(), []string{"api", "web"}) {
 		t.Errorf("services %v", p.Services())
+	}
+}
+
+// A tally lists the first MaxListedChanges changes and counts them all.
+func TestTally_Bounded(t *testing.T) {
+	var tally Tally
+	p := Plan{DeleteInstances: 1}
+	for i := range 700 {
+		p.Changes = append(p.Changes, Change{Op: OpAdd, Kind: KindService, ID: fmt.Sprint(i)}, Change{Op: OpAdd, Kind: KindNode})
+	}
+	p.Changes = append(p.Changes, Change{Op: OpUpdate, Kind: KindService}, Change{Op: OpDelete, Kind: KindService})
+	tally.Add(p)
+	tally.Add(p)
+	if tally.Adds != 1400 || tally.Updates != 2 || tally.DeleteInstances != 2 ||
+		len(tally.Changes) != MaxListedChanges || tally.Omitted != 2*len(p.Changes)-MaxListedChanges || tally.Changes[999] != p.Changes[999] {
+		t.Errorf("tally: %d/%d/%d, %d listed, %d omitted", tally.Adds, tally.Updates, tally.DeleteInstances, len(tally.Changes), tally.Omitted)
 	}
 }

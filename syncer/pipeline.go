@@ -100,6 +100,7 @@ func (g *gatewaySyncer) readAndWrite(ctx context.Context, run *fullRun, d *disco
 		instances += len(t.desired)
 		if len(chunk) >= flushServices || instances >= flushInstances {
 			g.flush(ctx, run, r.model, chunk)
+			run.settle(len(chunk))
 			chunk, instances = nil, 0
 			if run.failed != nil {
 				cancel() // stop reading: nothing more will be written this cycle
@@ -107,6 +108,32 @@ func (g *gatewaySyncer) readAndWrite(ctx context.Context, run *fullRun, d *disco
 		}
 	}
 	g.flush(ctx, run, r.model, chunk)
+}
+
+// settle keeps of the last n targets what the end of the cycle plans
+// deletes from (target.settle): their adds and updates are written (or,
+// after a failed commit, never will be this cycle).
+func (run *fullRun) settle(n int) {
+	for i := len(run.targets) - n; i < len(run.targets); i++ {
+		run.targets[i].settle()
+	}
+}
+
+// settle drops what only adds and updates need: a settled target keeps
+// its desired instances' keys (Written), not the instances and their
+// nodes. A full reconcile holds every target until its end, and in full
+// they were another copy of the gateway's whole desired mirror (issue 14).
+func (t *target) settle() {
+	if t.written != nil || t.desired == nil {
+		return
+	}
+	t.written = make([]mirror.Key, len(t.desired))
+	for i := range t.desired {
+		t.written[i] = t.desired[i].Key()
+	}
+	slices.SortFunc(t.written, mirror.CompareKeys)
+	t.written = slices.Compact(t.written)
+	t.desired, t.nodes = nil, nil
 }
 
 // classify records a target's errors, problems and kept reason in res; it
@@ -170,6 +197,13 @@ func (g *gatewaySyncer) diffInput(model *State, ts []target, deleteEmptyNodes bo
 		Reasons: map[string]string{}, DeleteEmptyNodes: deleteEmptyNodes}
 	for _, t := range ts {
 		if !t.auth || g.superseded(t) {
+			continue
+		}
+		if t.written != nil {
+			if in.Written == nil {
+				in.Written = map[string][]mirror.Key{}
+			}
+			in.Written[t.name] = t.written
 			continue
 		}
 		in.Desired[t.name] = t.desired

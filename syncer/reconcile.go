@@ -54,9 +54,10 @@ func (g *gatewaySyncer) newResult(req Request, scope string) Result {
 
 // fullRun is the state of one full reconcile.
 type fullRun struct {
-	req     Request
-	res     Result
-	model   *State // g.model, or a private copy for a dry run
+	req   Request
+	res   Result
+	model *State // g.model, or a private copy for a dry run
+	// targets: every service read, settled once its chunk is written.
 	targets []target
 	// evidence: every DC's catalog (trusted) and every service were read,
 	// so a first sync may delete what is absent (the guard's input).
@@ -128,8 +129,8 @@ func (g *gatewaySyncer) syncFull(ctx context.Context, req Request) (Result, erro
 	}
 	res := run.res
 	res.Finished = g.now()
-	res.Changes = run.plan.Changes
-	res.Adds, res.Updates, res.Deletes = run.plan.Counts()
+	res.Changes, res.ChangesOmitted = run.plan.Changes, run.plan.Omitted
+	res.Adds, res.Updates, res.Deletes = run.plan.Adds, run.plan.Updates, run.plan.DeleteInstances
 	g.modelMu.RLock()
 	res.MirroredServices, res.MirroredInstances = run.model.Counts()
 	g.modelMu.RUnlock()
@@ -151,8 +152,8 @@ func (g *gatewaySyncer) syncFull(ctx context.Context, req Request) (Result, erro
 func (g *gatewaySyncer) finishFull(ctx context.Context, run *fullRun) {
 	g.writeMu.Lock()
 	defer g.writeMu.Unlock()
-	all := Diff(g.diffInput(run.model, run.targets, true))
-	dp := onlyDeletes(all)
+	run.settle(len(run.targets)) // every add and update is written: deletes are left
+	dp := Diff(g.diffInput(run.model, run.targets, true))
 	v := Guard(dp, GuardInput{Safety: g.safety, Synced: g.readAll(), FullScope: true,
 		SourceComplete: run.evidence, Force: run.req.Force, Mirrored: len(run.model.Services)})
 	g.noteGuard(&run.res, v, run.req.DryRun)
@@ -191,17 +192,6 @@ func (g *gatewaySyncer) finishFull(ctx context.Context, run *fullRun) {
 // have their own, stricter evidence (every catalog, every confirmation).
 func (r *fullRun) complete() bool {
 	return r.sourceCatalog && !r.dcDown && (r.readErrs == 0 || r.readErrs < r.reads)
-}
-
-// onlyDeletes keeps a plan's deletes.
-func onlyDeletes(p Plan) Plan {
-	out := Plan{ServiceDeletes: p.ServiceDeletes, NodeDeletes: p.NodeDeletes, Removed: p.Removed, DeleteInstances: p.DeleteInstances}
-	for _, c := range p.Changes {
-		if c.Op == OpDelete {
-			out.Changes = append(out.Changes, c)
-		}
-	}
-	return out
 }
 
 // fail ends a reconcile that could not start (template, catalog, mirror).

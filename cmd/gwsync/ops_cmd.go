@@ -193,11 +193,14 @@ func printDiff(w io.Writer, res admin.Result) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Op, c.Kind, what, c.Reason)
 	}
 	_ = tw.Flush()
+	if res.ChangesOmitted > 0 {
+		fmt.Fprintf(w, "  ... and %s not listed (the counts above are exact)\n", plural(res.ChangesOmitted, "more change"))
+	}
 	if res.DeletesHeld > 0 {
 		fmt.Fprintf(w, "deletes held: %d (%s); a forced resync would apply them (diff -force shows them)\n", res.DeletesHeld, res.HeldReason)
 	}
 	printNotes(w, "", res.Kept, res.Problems, res.Errors)
-	if len(res.Changes) == 0 && res.DeletesHeld == 0 {
+	if len(res.Changes) == 0 && res.ChangesOmitted == 0 && res.DeletesHeld == 0 {
 		fmt.Fprintln(w, "no changes: the mirror matches the source")
 	}
 }

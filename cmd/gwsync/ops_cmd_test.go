@@ -254,3 +254,14 @@ func TestOps_Replicas(t *testing.T) {
 		}
 	}
 }
+
+// A result with changes past the listed ones says how many, and is not
+// "no changes".
+func TestPrintDiff_ChangesOmitted(t *testing.T) {
+	var b strings.Builder
+	printDiff(&b, admin.Result{Gateway: "gw1", Adds: 1002, Changes: []admin.Change{{Op: "add", Kind: "node", Node: "n1", Reason: "new"}}, ChangesOmitted: 1001})
+	out := b.String()
+	if !strings.Contains(out, "... and 1001 more changes not listed (the counts above are exact)") || strings.Contains(out, "no changes") {
+		t.Errorf("output:\n%s", out)
+	}
+}

@@ -69,7 +69,7 @@ func fromResult(r syncer.Result, service string) Result {
 	out := Result{
 		Gateway: r.Gateway, Service: service, Scope: r.Scope, DryRun: r.DryRun, Started: r.Started, Finished: r.Finished,
 		Complete: r.Complete, Adds: r.Adds, Updates: r.Updates, Deletes: r.Deletes,
-		DeletesHeld: r.DeletesHeld, HeldReason: r.HeldReason, Kept: nonEmpty(r.Kept), Errors: r.Errors, Problems: r.Problems,
+		DeletesHeld: r.DeletesHeld, HeldReason: r.HeldReason, ChangesOmitted: r.ChangesOmitted, Kept: nonEmpty(r.Kept), Errors: r.Errors, Problems: r.Problems,
 		Services: r.MirroredServices, Instances: r.MirroredInstances, TxnOps: r.TxnOps, Selection: fromSelection(r.Selection),
 	}
 	for _, c := range r.Changes {
