@@ -13,7 +13,10 @@
 # leaves out the takeover benchmark (scenario 9, about 7 minutes);
 # BENCH_PROFILE=dir writes CPU profiles of the controller during scenario
 # 4 there (initial-<n>.pprof: the initial mirror's first 60 s;
-# steady-<n>.pprof: the last steady round), for `go tool pprof`.
+# steady-<n>.pprof: the last steady round; heap-initial-<n>.pprof: the
+# heap halfway through that CPU profile; heap-<n>.pprof: the heap after a
+# forced GC at the end), for `go tool pprof`. `make bench-scale` runs
+# scenario 4 alone.
 BENCH_LOAD_WINDOW ?= 20s
 BENCH_WINDOW      ?= 60s
 BENCH_SCALE       ?= 1000,5000,10000
@@ -26,7 +29,7 @@ ifeq ($(BENCH_TAKEOVER),1)
 BENCH_TAKEOVER_OUT := $(BIN)/bench-takeover.txt
 endif
 
-.PHONY: bench test-bench-charts
+.PHONY: bench bench-scale test-bench-charts
 
 bench: $(CONSUL)
 	@mkdir -p $(BIN)
@@ -42,6 +45,13 @@ endif
 		-bench.load-window=$(BENCH_LOAD_WINDOW) -bench.window=$(BENCH_WINDOW) -bench.scale=$(BENCH_SCALE) \
 		-bench.takeover=$(BENCH_TAKEOVER_OUT) -bench.remark="$(BENCH_REMARK)" -bench.profile="$(BENCH_PROFILE)"
 	cd test/bench/charts && $(GO) run -mod=mod . -in $(BENCH_CHARTS) -out $(dir $(BENCH_OUT))
+
+# Scenario 4 alone (initial mirror, steady cycles, memory) at BENCH_SCALE,
+# printed, not written to docs/: for profiling with BENCH_PROFILE=dir
+# (CPU profiles as above, and heap-<n>.pprof after a forced GC).
+bench-scale: $(CONSUL)
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkScale$$' -timeout 90m ./test/bench/ \
+		-args -bench.scale=$(BENCH_SCALE) -bench.remark="$(BENCH_REMARK)" -bench.profile="$(BENCH_PROFILE)"
 
 # The chart renderer's own tests (its module is outside `go test ./...`);
 # the root test recipe runs them with the deploy module's.

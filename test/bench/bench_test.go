@@ -44,6 +44,25 @@ func BenchmarkGwsync(b *testing.B) {
 	writeOutputs(b, md, charts)
 }
 
+// BenchmarkScale runs scenario 4 alone (no steady-load or churn phase) at
+// -bench.scale's sizes and prints its rows: `make bench-scale`, for
+// profiling the controller at scale and iterating on its figures without
+// the other scenarios' half hour.
+func BenchmarkScale(b *testing.B) {
+	sc, err := ParseScale(*scale)
+	if err != nil {
+		b.Fatalf("-bench.scale: %v", err)
+	}
+	sz := Full(*loadWindow, *window, sc)
+	sz.Name = fmt.Sprintf("scenario 4 alone: scale points %v", sc)
+	sz.Services, sz.SteadyLoadServices, sz.ChurnServices = 3, nil, 0
+	sz.ProfileDir, sz.ProfileSeconds = *profileDir, *profileSecs
+	t := NewTable(ConsulVersion(b), sz.Name)
+	ScenarioScale(NewEnv(b, sz), t)
+	t.Remark = *remark
+	fmt.Println(t.Markdown(nil))
+}
+
 // writeOutputs writes the document and the chart file where the flags
 // say (nowhere by default).
 func writeOutputs(tb testing.TB, md string, charts *Charts) {
@@ -182,7 +201,7 @@ func checkScale(t *testing.T, sz Sizes, r ScaleResults) {
 	}
 	for _, s := range r.Scale {
 		if s.Wall <= 0 || s.PublicCalls == 0 || s.Txns == 0 || s.PeakRSS <= 0 || s.PeakGoroutines <= 0 || s.Raw1 <= 0 || s.Raw4 <= 0 ||
-			s.LastSteady() <= 0 || s.Allocs <= 0 || s.CycleCalls == 0 || s.CycleBytes == 0 || s.HeapInUse <= 0 {
+			s.LastSteady() <= 0 || s.Allocs <= 0 || s.CycleCalls == 0 || s.CycleBytes == 0 || s.HeapInUse <= 0 || s.LiveHeap <= 0 {
 			t.Errorf("scenario 4: %+v has zero figures", s)
 		}
 		want := float64(s.Services * s.PerService * s.Gateways)
