@@ -95,30 +95,43 @@ func (p Plan) WithoutDeletes() Plan {
 	return out
 }
 
-// MaxListedChanges bounds the changes a full reconcile's result lists; its
-// counts stay exact. An initial mirror makes one change per instance, and
-// a result listing them all was another copy of the mirror (issue 14).
+// MaxListedChanges bounds the deletes, and apart the adds and updates, a
+// full reconcile's result lists; its counts stay exact. An initial mirror
+// makes one change per instance, and a result listing them all was another
+// copy of the mirror (issue 14).
 const MaxListedChanges = 1000
 
 // Tally is what a full reconcile reports of the plans it wrote: their
-// counts, and their first MaxListedChanges changes. It tallies every
-// chunk's plan; keeping the plans themselves would hold another copy of
-// the whole mirror until the cycle ends.
+// counts, their first MaxListedChanges deletes and their first
+// MaxListedChanges other changes (deletes come last, and are what an
+// operator reads a diff for). It tallies every chunk's plan; keeping the
+// plans themselves would hold another copy of the whole mirror until the
+// cycle ends.
 type Tally struct {
 	Changes []Change
 	// Omitted counts the changes past those listed.
 	Omitted int
 	// Adds and Updates count instances, as Plan.Counts.
 	Adds, Updates, DeleteInstances int
+	listed                         [2]int // deletes, other changes
 }
 
 // Add tallies p.
 func (t *Tally) Add(p Plan) {
 	a, u, d := p.Counts()
 	t.Adds, t.Updates, t.DeleteInstances = t.Adds+a, t.Updates+u, t.DeleteInstances+d
-	n := min(len(p.Changes), max(MaxListedChanges-len(t.Changes), 0))
-	t.Changes = append(t.Changes, p.Changes[:n]...)
-	t.Omitted += len(p.Changes) - n
+	for _, c := range p.Changes {
+		i := 1
+		if c.Op == OpDelete {
+			i = 0
+		}
+		if t.listed[i] >= MaxListedChanges {
+			t.Omitted++
+			continue
+		}
+		t.listed[i]++
+		t.Changes = append(t.Changes, c)
+	}
 }
 
 // Services returns the service names the plan touches, sorted.

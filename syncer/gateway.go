@@ -163,7 +163,8 @@ type Result struct {
 	Errors   []string
 	Problems []string
 	Changes  []Change
-	// ChangesOmitted counts changes not listed (see MaxListedChanges).
+	// ChangesOmitted counts changes not listed (a full reconcile's, see
+	// MaxListedChanges).
 	ChangesOmitted int
 	// Selection is the gateway's effective service selection.
 	Selection config.Services

@@ -199,6 +199,9 @@ func (g *gatewaySyncer) diffInput(model *State, ts []target, deleteEmptyNodes bo
 		if !t.auth || g.superseded(t) {
 			continue
 		}
+		if t.reason != "" {
+			in.Reasons[t.name] = t.reason
+		}
 		if t.written != nil {
 			if in.Written == nil {
 				in.Written = map[string][]mirror.Key{}
@@ -207,9 +210,6 @@ func (g *gatewaySyncer) diffInput(model *State, ts []target, deleteEmptyNodes bo
 			continue
 		}
 		in.Desired[t.name] = t.desired
-		if t.reason != "" {
-			in.Reasons[t.name] = t.reason
-		}
 		for _, n := range t.nodes {
 			in.DesiredNodes[n.Name] = n
 		}

@@ -153,7 +153,7 @@ func (g *gatewaySyncer) finishFull(ctx context.Context, run *fullRun) {
 	g.writeMu.Lock()
 	defer g.writeMu.Unlock()
 	run.settle(len(run.targets)) // every add and update is written: deletes are left
-	dp := Diff(g.diffInput(run.model, run.targets, true))
+	dp := onlyDeletes(Diff(g.diffInput(run.model, run.targets, true)))
 	v := Guard(dp, GuardInput{Safety: g.safety, Synced: g.readAll(), FullScope: true,
 		SourceComplete: run.evidence, Force: run.req.Force, Mirrored: len(run.model.Services)})
 	g.noteGuard(&run.res, v, run.req.DryRun)
@@ -192,6 +192,18 @@ func (g *gatewaySyncer) finishFull(ctx context.Context, run *fullRun) {
 // have their own, stricter evidence (every catalog, every confirmation).
 func (r *fullRun) complete() bool {
 	return r.sourceCatalog && !r.dcDown && (r.readErrs == 0 || r.readErrs < r.reads)
+}
+
+// onlyDeletes keeps a plan's deletes: the end of a full reconcile writes
+// nothing else, whatever a target left unsettled would plan.
+func onlyDeletes(p Plan) Plan {
+	out := Plan{ServiceDeletes: p.ServiceDeletes, NodeDeletes: p.NodeDeletes, Removed: p.Removed, DeleteInstances: p.DeleteInstances}
+	for _, c := range p.Changes {
+		if c.Op == OpDelete {
+			out.Changes = append(out.Changes, c)
+		}
+	}
+	return out
 }
 
 // fail ends a reconcile that could not start (template, catalog, mirror).

@@ -240,8 +240,9 @@ type Result struct {
 	Errors      []string          `json:"errors,omitempty"`
 	Problems    []string          `json:"problems,omitempty"`
 	Changes     []Change          `json:"changes,omitempty"`
-	// ChangesOmitted counts changes past the first 1,000 of a whole
-	// gateway, not listed (the counts above are exact).
+	// ChangesOmitted counts a whole gateway's changes past its first
+	// 1,000 deletes and 1,000 other changes, not listed (the counts above
+	// are exact).
 	ChangesOmitted int `json:"changes_omitted,omitempty"`
 	// Selection is the gateway's effective service selection.
 	Selection Selection `json:"selection"`
