@@ -200,7 +200,7 @@ func checkScale(t *testing.T, sz Sizes, r ScaleResults) {
 		t.Fatalf("scenario 4: %d points, want %d", len(r.Scale), len(sz.ScaleServices))
 	}
 	for _, s := range r.Scale {
-		if s.Wall <= 0 || s.PublicCalls == 0 || s.Txns == 0 || s.PeakRSS <= 0 || s.PeakGoroutines <= 0 || s.Raw1 <= 0 || s.Raw4 <= 0 ||
+		if s.Wall <= 0 || s.PublicCalls == 0 || s.Txns == 0 || s.PeakRSS <= 0 || s.PeakGoroutines <= 0 || s.Raw1 <= 0 || s.Raw4 <= 0 || s.RawClusters <= 0 ||
 			s.LastSteady() <= 0 || s.Allocs <= 0 || s.CycleCalls == 0 || s.CycleBytes == 0 || s.HeapInUse <= 0 || s.LiveHeap <= 0 {
 			t.Errorf("scenario 4: %+v has zero figures", s)
 		}
