@@ -18,13 +18,16 @@ type State struct {
 	Nodes    map[string]mirror.Node
 	Services map[mirror.Key]mirror.Service
 	Foreign  map[string]mirror.Owner
-	byName   map[string]map[mirror.Key]struct{}
+	// byName: each service's instance keys, sorted. A slice, not a set:
+	// a service has a few instances, and a map per service was about a
+	// tenth of the model's memory (issue 14).
+	byName map[string][]mirror.Key
 }
 
 // NewState returns an empty State.
 func NewState() State {
 	return State{Nodes: map[string]mirror.Node{}, Services: map[mirror.Key]mirror.Service{},
-		Foreign: map[string]mirror.Owner{}, byName: map[string]map[mirror.Key]struct{}{}}
+		Foreign: map[string]mirror.Owner{}, byName: map[string][]mirror.Key{}}
 }
 
 // PutService adds or replaces an instance.
@@ -34,12 +37,10 @@ func (s *State) PutService(svc mirror.Service) {
 		s.unindex(old.Name, k)
 	}
 	s.Services[k] = svc
-	set := s.byName[svc.Name]
-	if set == nil {
-		set = map[mirror.Key]struct{}{}
-		s.byName[svc.Name] = set
+	keys := s.byName[svc.Name]
+	if i, found := slices.BinarySearchFunc(keys, k, mirror.CompareKeys); !found {
+		s.byName[svc.Name] = slices.Insert(keys, i, k)
 	}
-	set[k] = struct{}{}
 }
 
 // DeleteService removes an instance.
@@ -51,22 +52,24 @@ func (s *State) DeleteService(k mirror.Key) {
 }
 
 func (s *State) unindex(name string, k mirror.Key) {
-	if set := s.byName[name]; set != nil {
-		delete(set, k)
-		if len(set) == 0 {
-			delete(s.byName, name)
-		}
+	keys := s.byName[name]
+	i, found := slices.BinarySearchFunc(keys, k, mirror.CompareKeys)
+	switch {
+	case !found:
+	case len(keys) == 1:
+		delete(s.byName, name)
+	default:
+		s.byName[name] = slices.Delete(keys, i, i+1)
 	}
 }
 
 // Instances returns the instances of service, sorted by key.
 func (s *State) Instances(service string) []mirror.Service {
-	set := s.byName[service]
-	out := make([]mirror.Service, 0, len(set))
-	for k := range set {
-		out = append(out, s.Services[k])
+	keys := s.byName[service]
+	out := make([]mirror.Service, len(keys))
+	for i, k := range keys {
+		out[i] = s.Services[k]
 	}
-	slices.SortFunc(out, func(a, b mirror.Service) int { return mirror.CompareKeys(a.Key(), b.Key()) })
 	return out
 }
 

@@ -78,7 +78,7 @@ func servicesAfter(model *State, p Plan) map[string]bool {
 	}
 	left := make(map[string]bool, len(model.byName))
 	for name, keys := range model.byName {
-		for k := range keys {
+		for _, k := range keys {
 			if !removed[k] {
 				left[name] = true
 				break

@@ -232,7 +232,7 @@ func (g *gatewaySyncer) coverChanges(model *State, targets []target, p Plan) (ad
 			continue
 		}
 		left := len(t.desired) > 0
-		for k := range model.byName[t.name] {
+		for _, k := range model.byName[t.name] {
 			if !removed[k] {
 				left = true
 				break
