@@ -104,6 +104,19 @@ func checkDeployment(t *testing.T, m *manifests) {
 		t.Error("GWSYNC_TOKEN is not taken from the admin Secret: `kubectl exec … gwsync resync` would be refused")
 	}
 	checkReplicaEnv(t, c)
+	// The Go runtime's soft limit sits under the container's memory limit.
+	if e := envValue(c, "GOMEMLIMIT"); e != "230MiB" {
+		t.Errorf("GOMEMLIMIT = %q, want the default 230MiB (90%% of the 256Mi limit)", e)
+	}
+}
+
+func envValue(c corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
 }
 
 // checkReplicaEnv: each pod's replica ID is its name and it advertises its
