@@ -69,6 +69,7 @@ type ctrlProc struct {
 	mu      sync.Mutex
 	maxGor  float64
 	maxRSS  float64
+	maxHeap float64 // go_memstats_heap_inuse_bytes
 	stopped chan struct{}
 }
 
@@ -113,6 +114,7 @@ func (p *ctrlProc) sample() {
 			p.mu.Lock()
 			p.maxGor = max(p.maxGor, m.get("go_goroutines"))
 			p.maxRSS = max(p.maxRSS, m.get("process_resident_memory_bytes"))
+			p.maxHeap = max(p.maxHeap, m.get("go_memstats_heap_inuse_bytes"))
 			p.mu.Unlock()
 		}
 		select {
@@ -131,10 +133,17 @@ func (p *ctrlProc) peaks() (goroutines, rss float64) {
 }
 
 // resetPeaks restarts the sampled maxima.
+// peakHeap returns the highest heap in use sampled so far.
+func (p *ctrlProc) peakHeap() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxHeap
+}
+
 func (p *ctrlProc) resetPeaks() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.maxGor, p.maxRSS = 0, 0
+	p.maxGor, p.maxRSS, p.maxHeap = 0, 0, 0
 }
 
 // vmHWM is the process's peak resident set size from /proc (bytes); 0

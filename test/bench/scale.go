@@ -26,8 +26,9 @@ type ScaleResult struct {
 	// of Gateways fresh clusters at once (what an initial mirror writes).
 	Raw1, Raw4, RawClusters float64
 	// PeakRSS is the process's VmHWM after the initial mirror and the
-	// steady cycles; PeakGoroutines the highest go_goroutines sampled.
-	PeakRSS, PeakGoroutines float64
+	// steady cycles; PeakGoroutines the highest go_goroutines sampled,
+	// PeakHeap the highest go_memstats_heap_inuse_bytes.
+	PeakRSS, PeakGoroutines, PeakHeap float64
 	// HeapInUse is the process's heap in use after the steady rounds
 	// (go_memstats_heap_inuse_bytes, garbage included); LiveHeap what is
 	// left allocated after a forced GC: what the controller keeps.
@@ -254,7 +255,7 @@ func (e *Env) steadyCycles(p *ctrlProc, pt *scalePoint, r *ScaleResult) {
 		r.Mirrored = after.get("gwsync_mirrored_instances")
 		r.HeapInUse = after.get("go_memstats_heap_inuse_bytes")
 	}
-	r.PeakRSS = p.vmHWM()
+	r.PeakRSS, r.PeakHeap = p.vmHWM(), p.peakHeap()
 	live, err := p.liveHeap(e.Sizes.ProfileDir, fmt.Sprintf("heap-%d", pt.n))
 	if err != nil { // a diagnostic: it does not fail an hour-long run
 		tb.Logf("bench: live heap: %v", err)
@@ -279,8 +280,8 @@ func scaleRows(t *Table, r ScaleResult) {
 	t.Add(Row{Scenario: "4", Measure: size + ": public calls / txns / ops written (initial mirror)", Gwsync: fmt.Sprintf("%d / %.0f / %.0f", r.PublicCalls, r.Txns, r.Ops),
 		Note: r.InitExec.String() + " (at most max_in_flight_per_dc at a time per DC)"})
 	t.Add(Row{Scenario: "4", Measure: size + ": controller peak RSS / bytes per mirrored instance", Gwsync: fmtMiB(r.PeakRSS) + " / " + fmtBytes(r.BytesPerInstance()),
-		Note: fmt.Sprintf("VmHWM over %.0f instances (all gateways); heap in use after the steady rounds %s (%s per instance), live after a forced GC %s (%s per instance); peak goroutines %s; target ≤ 2 KiB per instance at 10k × 10 × 4",
-			r.Mirrored, fmtMiB(r.HeapInUse), fmtBytes(r.HeapInUse/r.Mirrored), fmtMiB(r.LiveHeap), fmtBytes(r.LiveHeap/r.Mirrored), fmtF(r.PeakGoroutines))})
+		Note: fmt.Sprintf("VmHWM over %.0f instances (all gateways); heap in use at its highest sampled %s (%s per instance), after the steady rounds %s (%s per instance), live after a forced GC %s (%s per instance); peak goroutines %s; target ≤ 2 KiB per instance at 10k × 10 × 4",
+			r.Mirrored, fmtMiB(r.PeakHeap), fmtBytes(r.PeakHeap/r.Mirrored), fmtMiB(r.HeapInUse), fmtBytes(r.HeapInUse/r.Mirrored), fmtMiB(r.LiveHeap), fmtBytes(r.LiveHeap/r.Mirrored), fmtF(r.PeakGoroutines))})
 	steady := make([]string, len(r.Steady))
 	for i, d := range r.Steady {
 		steady[i] = fmtDur(d)
