@@ -276,7 +276,7 @@ func scaleRows(t *Table, r ScaleResult) {
 	t.Add(Row{Scenario: "4", Measure: size + ": initial mirror write rate into one dedicated cluster (txn ops/s)",
 		Gwsync: fmtF(r.OpsPerSec()), Comparison: fmt.Sprintf("%s (raw, 1 writer) / %s (raw, 4 writers) / %s (raw, %d clusters at once, per cluster)", fmtF(r.Raw1), fmtF(r.Raw4), fmtF(r.RawClusters), r.Gateways),
 		Ratio: fmt.Sprintf("gwsync %.0f%% of raw 1-writer, %.0f%% of raw %d clusters at once", 100*r.OpsPerSec()/r.Raw1, 100*r.OpsPerSec()/r.RawClusters, r.Gateways),
-		Note: targetNote(100*r.OpsPerSec()/r.Raw1 >= 50, "target ≥ 50% of raw 1-writer")})
+		Note:  targetNote(100*r.OpsPerSec()/r.Raw1 >= 50, "target ≥ 50% of raw 1-writer")})
 	t.Add(Row{Scenario: "4", Measure: size + ": public calls / txns / ops written (initial mirror)", Gwsync: fmt.Sprintf("%d / %.0f / %.0f", r.PublicCalls, r.Txns, r.Ops),
 		Note: r.InitExec.String() + " (at most max_in_flight_per_dc at a time per DC)"})
 	t.Add(Row{Scenario: "4", Measure: size + ": controller peak RSS / bytes per mirrored instance", Gwsync: fmtMiB(r.PeakRSS) + " / " + fmtBytes(r.BytesPerInstance()),
