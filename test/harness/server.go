@@ -225,6 +225,15 @@ func (s *Server) Stop(t testing.TB) {
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.kill()
+	s.Start(t)
+}
+
+// Start starts a server that Stop stopped again, new and empty, as
+// Restart does; it returns once the server is leader. Stop then Start is
+// Restart with the moment in between known: nothing read after Stop
+// returned was read from the old server.
+func (s *Server) Start(t testing.TB) {
+	t.Helper()
 	if err := s.start(); err != nil {
 		t.Fatalf("harness: restart consul %s: %v", s.DC, err)
 	}
