@@ -120,6 +120,15 @@ func (s *Shared) do(ctx context.Context, key, dc string, minAt time.Time, fn fun
 	// runs detached (Public bounds every call with its own deadline), and
 	// each caller waits only as long as its own context allows.
 	ch := s.sf.DoChan(f.name, func() (any, error) {
+		s.mu.Lock()
+		// The call this caller joined may have finished between the unlock
+		// above and DoChan, which then starts f's name afresh: its answer
+		// (or a newer one) is cached, and is not executed again.
+		if e, ok := s.cache[key]; ok && !e.at.Before(f.start) && s.now().Sub(e.at) <= s.window {
+			s.mu.Unlock()
+			return e.val, e.err
+		}
+		s.mu.Unlock()
 		start := s.now()
 		v, err := recovered(func() (any, error) { return fn(context.WithoutCancel(ctx)) })
 		s.mu.Lock()
