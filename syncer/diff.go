@@ -113,7 +113,7 @@ type Tally struct {
 	Omitted int
 	// Adds and Updates count instances, as Plan.Counts.
 	Adds, Updates, DeleteInstances int
-	listed                         [2]int // deletes, other changes
+	listedDeletes, listedOthers    int
 }
 
 // Add tallies p.
@@ -121,15 +121,15 @@ func (t *Tally) Add(p Plan) {
 	a, u, d := p.Counts()
 	t.Adds, t.Updates, t.DeleteInstances = t.Adds+a, t.Updates+u, t.DeleteInstances+d
 	for _, c := range p.Changes {
-		i := 1
+		listed := &t.listedOthers
 		if c.Op == OpDelete {
-			i = 0
+			listed = &t.listedDeletes
 		}
-		if t.listed[i] >= MaxListedChanges {
+		if *listed >= MaxListedChanges {
 			t.Omitted++
 			continue
 		}
-		t.listed[i]++
+		*listed++
 		t.Changes = append(t.Changes, c)
 	}
 }

@@ -131,8 +131,6 @@ func (t *target) settle() {
 	for i := range t.desired {
 		t.written[i] = t.desired[i].Key()
 	}
-	slices.SortFunc(t.written, mirror.CompareKeys)
-	t.written = slices.Compact(t.written)
 	t.desired, t.nodes = nil, nil
 }
 

@@ -97,7 +97,7 @@ func NewShared(pub Public, o SharedOptions) *Shared {
 func (s *Shared) do(ctx context.Context, key, dc string, minAt time.Time, fn func(context.Context) (any, error)) (any, error) {
 	s.mu.Lock()
 	now := s.now()
-	if e, ok := s.cache[key]; ok && !e.at.Before(minAt) && now.Sub(e.at) <= s.window {
+	if e, ok := s.cachedLocked(key, minAt, now); ok {
 		s.mu.Unlock()
 		return e.val, e.err
 	}
@@ -124,7 +124,7 @@ func (s *Shared) do(ctx context.Context, key, dc string, minAt time.Time, fn fun
 		// The call this caller joined may have finished between the unlock
 		// above and DoChan, which then starts f's name afresh: its answer
 		// (or a newer one) is cached, and is not executed again.
-		if e, ok := s.cache[key]; ok && !e.at.Before(f.start) && s.now().Sub(e.at) <= s.window {
+		if e, ok := s.cachedLocked(key, f.start, s.now()); ok {
 			s.mu.Unlock()
 			return e.val, e.err
 		}
@@ -151,6 +151,13 @@ func (s *Shared) do(ctx context.Context, key, dc string, minAt time.Time, fn fun
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// cachedLocked returns key's cached result if it started at or after
+// minAt and is younger than the window at now. s.mu held.
+func (s *Shared) cachedLocked(key string, minAt, now time.Time) (sharedEntry, bool) {
+	e, ok := s.cache[key]
+	return e, ok && !e.at.Before(minAt) && now.Sub(e.at) <= s.window
 }
 
 // recordLocked updates dc's health. Only failures of the DC itself count:
