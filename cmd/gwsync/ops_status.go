@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gwsync/gwsync/syncer/admin"
 )
@@ -161,7 +162,7 @@ func printDCs(w io.Writer, dcs []admin.DCHealth, now time.Time) {
 const errCell = 80
 
 // cut reports whether err does not fit a LAST ERROR cell.
-func cut(err string) bool { return len([]rune(flat(err))) > errCell }
+func cut(err string) bool { return utf8.RuneCountInString(flat(err)) > errCell }
 
 // describeEvents summarises a DC's change-feed loops: "watching" when all
 // are, else each loop's state.

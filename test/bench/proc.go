@@ -132,7 +132,6 @@ func (p *ctrlProc) peaks() (goroutines, rss float64) {
 	return p.maxGor, p.maxRSS
 }
 
-// resetPeaks restarts the sampled maxima.
 // peakHeap returns the highest heap in use sampled so far.
 func (p *ctrlProc) peakHeap() float64 {
 	p.mu.Lock()
@@ -140,6 +139,7 @@ func (p *ctrlProc) peakHeap() float64 {
 	return p.maxHeap
 }
 
+// resetPeaks restarts the sampled maxima.
 func (p *ctrlProc) resetPeaks() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -239,21 +239,8 @@ func (p *ctrlProc) profile(dir, name string, seconds int) (wait func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: time.Duration(seconds+30) * time.Second}
-		resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.addr, seconds))
-		if err != nil {
-			p.tb.Logf("bench: profile %s: %v", name, err)
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("%s: %s", resp.Status, b)
-		}
-		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644)
-		}
-		if err != nil {
+		path := fmt.Sprintf("profile?seconds=%d", seconds)
+		if err := p.saveProfile(path, time.Duration(seconds+30)*time.Second, dir, name); err != nil {
 			p.tb.Logf("bench: profile %s: %v", name, err)
 		}
 	}()
@@ -279,25 +266,32 @@ func (p *ctrlProc) liveHeap(dir, name string) (float64, error) {
 // heapProfile fetches the controller's heap profile (after a forced GC
 // when gc is set) and writes it to dir/name.pprof when dir is set.
 func (p *ctrlProc) heapProfile(dir, name string, gc bool) error {
-	c := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: time.Minute}
-	url := "http://" + p.addr + "/debug/pprof/heap"
+	path := "heap"
 	if gc {
-		url += "?gc=1"
+		path += "?gc=1"
 	}
-	resp, err := c.Get(url)
-	if err != nil {
+	if err := p.saveProfile(path, time.Minute, dir, name); err != nil {
 		return fmt.Errorf("heap profile: %w", err)
+	}
+	return nil
+}
+
+// saveProfile fetches /debug/pprof/<path> from the controller within
+// timeout and writes it to dir/name.pprof (fetched but not kept when dir
+// is empty: a heap profile with gc=1 is also how the bench forces a GC).
+func (p *ctrlProc) saveProfile(path string, timeout time.Duration, dir, name string) error {
+	c := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: timeout}
+	resp, err := c.Get("http://" + p.addr + "/debug/pprof/" + path)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = fmt.Errorf("%s: %s", resp.Status, b)
 	}
-	if err != nil {
-		return fmt.Errorf("heap profile: %w", err)
-	}
-	if dir == "" {
-		return nil
+	if err != nil || dir == "" {
+		return err
 	}
 	return os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644)
 }
